@@ -1,0 +1,60 @@
+"""`pesto` command line: one subcommand per stage of the flow.
+
+Each stage owns its options: the module named in COMMANDS provides
+``configure(parser)`` and ``run(args) -> int``. Modules are imported only when their
+subcommand runs, so `pesto --help` stays fast and board-side commands never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import PestoError
+
+# subcommand -> (module, one-line help)
+COMMANDS = {
+    "train": ("pesto.train.cli", "train a model: fp, tern, prune, naive or wpc"),
+    "export-to-fpga": ("pesto.export.cli", "export a checkpoint to the accelerator artifact"),
+    "hls": ("pesto.hls.cli", "render an HLS project from an artifact"),
+    "bench": ("pesto.bench.cli", "speedup benchmarks: table 7, sparsity sweeps, artifacts"),
+    "demo": ("pesto.demo", "the main job: embedded model -> export -> simulated accelerator"),
+    "hwspec": ("pesto.hwspec.cli", "render the register-map headers for the RTL and HLS"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pesto", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        if name in sys.argv[1:2]:  # configure only the chosen subcommand (keeps imports lazy)
+            importlib.import_module(module).configure(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    sys_argv, sys.argv = sys.argv, [sys.argv[0]] + argv
+    try:
+        args = build_parser().parse_args(argv)
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except PestoError as e:
+        print(f"pesto: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pesto: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        sys.argv = sys_argv
+
+
+def export_to_fpga_main() -> int:
+    """The `export-to-fpga` console script: same as `pesto export-to-fpga`."""
+    return main(["export-to-fpga"] + sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

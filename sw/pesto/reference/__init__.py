@@ -1,0 +1,5 @@
+"""The bit-exact integer reference (numpy): the golden model for RTL, HLS and driver."""
+
+from .layer import conv_accumulate, run_conv
+
+__all__ = ["conv_accumulate", "run_conv"]
