@@ -1,0 +1,109 @@
+"""Ternarization of eq 2.1-2.3 with a straight-through estimator.
+
+    Delta_l = 0.05 * max|W_l|
+    alpha_l = mean |w| over |w| > Delta_l          (0 when no weight passes)
+    w_hat   = alpha_l * sign(w) * [|w| > Delta_l]
+
+Applied with torch.nn.utils.parametrize: the module keeps its latent float weight in
+``parametrizations.weight.original`` and every forward sees ``alpha * codes``. The backward
+pass is the identity (STE): dL/dw = dL/dw_hat.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch.nn.utils import parametrize
+
+from .. import geometry
+from ..errors import ConfigError
+
+DELTA_RATIO = 0.05
+
+
+def ternary_threshold(w: torch.Tensor) -> torch.Tensor:
+    """Delta_l = 0.05 * max|W_l| (eq 2.1)."""
+    return DELTA_RATIO * w.detach().abs().max()
+
+
+@torch.no_grad()
+def ternarize(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(codes int8 in {-1,0,+1}, alpha scalar tensor) of a latent weight (eq 2.1-2.2)."""
+    delta = ternary_threshold(w)
+    mask = w.abs() > delta
+    codes = (torch.sign(w) * mask).to(torch.int8)
+    alpha = w.abs()[mask].mean() if bool(mask.any()) else w.new_zeros(())
+    return codes, alpha
+
+
+class Ternarize(nn.Module):
+    """Parametrization: latent weight -> alpha * ternary codes, straight-through gradient.
+
+    ``cg`` is the PE-group size of this layer, read by the regularizers, metrics and exporter.
+    """
+
+    def __init__(self, cg: int = 16):
+        super().__init__()
+        self.cg = int(cg)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        codes, alpha = ternarize(w)
+        w_hat = alpha * codes.to(w.dtype)
+        return w + (w_hat - w).detach()
+
+    def extra_repr(self) -> str:
+        return f"cg={self.cg}"
+
+
+def is_ternary(module: nn.Module) -> bool:
+    return parametrize.is_parametrized(module, "weight") and any(
+        isinstance(p, Ternarize) for p in module.parametrizations.weight)
+
+
+def ternary_layers(model: nn.Module) -> list[tuple[str, nn.Module, int]]:
+    """(qualified name, module, cg) of every ternarized conv/linear, in module order."""
+    out = []
+    for name, m in model.named_modules():
+        if is_ternary(m):
+            cg = next(p.cg for p in m.parametrizations.weight if isinstance(p, Ternarize))
+            out.append((name, m, cg))
+    return out
+
+
+def latent_weight(module: nn.Module) -> torch.Tensor:
+    """The float weight the optimizer updates (the module's own weight if not ternarized)."""
+    if is_ternary(module):
+        return module.parametrizations.weight.original
+    return module.weight
+
+
+def ternarize_model(model: nn.Module, cg: int = 16, keep_first_last: bool = True,
+                    cg_overrides: dict[str, int] | None = None,
+                    skip: tuple[str, ...] = ()) -> nn.Module:
+    """Ternarize every nn.Conv2d / nn.Linear of ``model`` in place, in one call.
+
+    keep_first_last: leave the first and the last of those layers in full precision (the
+    seed's setting). cg_overrides: per-layer group size by qualified name. A cg larger than
+    a layer's input channels is clamped to them for that layer (e.g. a 3-channel stem).
+    """
+    cg_overrides = dict(cg_overrides or {})
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    if not layers:
+        raise ConfigError("ternarize_model: the model has no nn.Conv2d or nn.Linear layer")
+    names = [n for n, _ in layers]
+    for key in cg_overrides:
+        if key not in names:
+            raise ConfigError(f"cg override for unknown layer {key!r}; layers are: {', '.join(names)}")
+    keep = set(skip)
+    if keep_first_last:
+        keep |= {names[0], names[-1]}
+    for name, m in layers:
+        if name in keep or is_ternary(m):
+            continue
+        if isinstance(m, nn.Conv2d) and m.groups != 1:
+            raise ConfigError(f"layer {name!r}: grouped/depthwise convolution (groups={m.groups}) "
+                              f"is not supported; PE groups assume dense convolutions")
+        c = m.weight.shape[1]
+        layer_cg = geometry.check_cg(cg_overrides.get(name, min(cg, c)), c, f"layer {name!r}")
+        parametrize.register_parametrization(m, "weight", Ternarize(layer_cg))
+    return model
