@@ -1,0 +1,79 @@
+"""How one layer runs on the accelerator, written once for every transport.
+
+A ``Bus`` is the accelerator as the host sees it: AXI4-Lite registers and one DMA round trip
+(input stream out, output stream back). The PYNQ board (MMIO + AXI DMA) and the RTL
+simulation (cocotb over a socket) each implement it; ``run_layer`` is the same for both, so
+the simulation exercises the exact register writes and stream transfers the board gets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import HardwareError
+from ..hwspec import REGMAP, HwConfig, input_stream, layer_registers, output_words, unpack_outputs
+from ..ir import TernaryConv
+
+
+class Bus(Protocol):
+    def read(self, offset: int) -> int: ...
+
+    def write(self, offset: int, value: int) -> None: ...
+
+    def transfer(self, words: np.ndarray, n_out: int, timeout_s: float) -> np.ndarray:
+        """Send ``words`` (uint64, TLAST on the last) and return the ``n_out`` words received."""
+        ...
+
+
+@dataclass
+class LayerStats:
+    cycles: int            # start -> done, stream loading included
+    compute_cycles: int    # last input beat -> done
+    groups_issued: int     # group passes the scheduler issued
+
+
+def check_identity(bus: Bus) -> HwConfig:
+    """Refuse anything that is not a pesto engine of a compatible protocol version."""
+    ident = bus.read(REGMAP.offset("ID"))
+    if ident != REGMAP.id:
+        raise HardwareError(
+            f"ID register reads 0x{ident:08X}, expected 0x{REGMAP.id:08X} ('PEST'): the loaded "
+            f"bitstream is not a pesto accelerator; load the matching overlay")
+    version = bus.read(REGMAP.offset("VERSION"))
+    major = REGMAP["VERSION"].field(version, "MAJOR")
+    if major != REGMAP.spec["version_major"]:
+        raise HardwareError(
+            f"accelerator protocol version {major}.x, this driver speaks "
+            f"{REGMAP.spec['version_major']}.x: rebuild the bitstream or install the matching pesto")
+    return HwConfig.from_registers(bus.read(REGMAP.offset("HWCFG0")), bus.read(REGMAP.offset("HWCFG1")))
+
+
+def run_layer(bus: Bus, layer: TernaryConv, x: np.ndarray, hw: HwConfig, skip: bool = True,
+              load_weights: bool = True, timeout_s: float = 10.0) -> tuple[np.ndarray, LayerStats]:
+    """Run ``layer`` on int16 x (C, H, W); returns int16 (N, Ho, Wo) and the cycle counters."""
+    _, h, w = x.shape
+    regs = layer_registers(layer, h, w, hw.lanes, skip=skip, load_weights=load_weights)
+    for name, value in regs.items():
+        bus.write(REGMAP.offset(name), value)
+    ctrl = REGMAP.offset("CTRL")
+    bus.read(ctrl)  # clear a stale AP_DONE (clear-on-read)
+    bus.write(ctrl, 1 << REGMAP["CTRL"].fields["AP_START"][0])
+    ho, wo = regs["OUT_H"], regs["OUT_W"]
+    out = bus.transfer(input_stream(layer, x, hw.lanes, load_weights), output_words(layer.out_channels, ho, wo),
+                       timeout_s)
+    done_bit = 1 << REGMAP["CTRL"].fields["AP_DONE"][0]
+    for _ in range(1000):
+        if bus.read(ctrl) & done_bit:
+            break
+    else:
+        raise HardwareError(f"layer {layer.name!r}: AP_DONE never rose after the output stream ended")
+    status = bus.read(REGMAP.offset("STATUS"))
+    err = REGMAP["STATUS"].field(status, "ERR_CODE")
+    if err:
+        raise HardwareError(f"layer {layer.name!r}: accelerator error {REGMAP.error_names.get(err, err)}")
+    stats = LayerStats(bus.read(REGMAP.offset("CYCLES")), bus.read(REGMAP.offset("COMPUTE_CYCLES")),
+                       bus.read(REGMAP.offset("GROUPS_ISSUED")))
+    return unpack_outputs(out, layer.out_channels, ho, wo), stats
