@@ -2,8 +2,8 @@
 
 from .ternary import (
     DELTA_RATIO, Ternarize, ternarize, ternary_threshold, ternarize_model, ternary_layers,
-    is_ternary,
+    is_ternary, latent_weight, select_layers,
 )
 
 __all__ = ["DELTA_RATIO", "Ternarize", "ternarize", "ternary_threshold", "ternarize_model",
-           "ternary_layers", "is_ternary"]
+           "ternary_layers", "is_ternary", "latent_weight", "select_layers"]

@@ -77,14 +77,15 @@ def latent_weight(module: nn.Module) -> torch.Tensor:
     return module.weight
 
 
-def ternarize_model(model: nn.Module, cg: int = 16, keep_first_last: bool = True,
-                    cg_overrides: dict[str, int] | None = None,
-                    skip: tuple[str, ...] = ()) -> nn.Module:
-    """Ternarize every nn.Conv2d / nn.Linear of ``model`` in place, in one call.
+def select_layers(model: nn.Module, cg: int = 16, keep_first_last: bool = True,
+                  cg_overrides: dict[str, int] | None = None,
+                  skip: tuple[str, ...] = ()) -> list[tuple[str, nn.Module, int]]:
+    """(qualified name, module, cg) of the nn.Conv2d / nn.Linear layers that get compressed.
 
-    keep_first_last: leave the first and the last of those layers in full precision (the
-    seed's setting). cg_overrides: per-layer group size by qualified name. A cg larger than
-    a layer's input channels is clamped to them for that layer (e.g. a 3-channel stem).
+    The one rule shared by ternarization and the float group-lasso baseline: every conv/linear
+    except ``skip`` (and the first and last one when keep_first_last), with the group size
+    ``cg_overrides.get(name, min(cg, C))``. A cg larger than a layer's input channels is clamped
+    to them unless given explicitly as an override (then it is refused).
     """
     cg_overrides = dict(cg_overrides or {})
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -94,16 +95,32 @@ def ternarize_model(model: nn.Module, cg: int = 16, keep_first_last: bool = True
     for key in cg_overrides:
         if key not in names:
             raise ConfigError(f"cg override for unknown layer {key!r}; layers are: {', '.join(names)}")
+    geometry.check_cg(cg, None, "model")
     keep = set(skip)
     if keep_first_last:
         keep |= {names[0], names[-1]}
+    out = []
     for name, m in layers:
-        if name in keep or is_ternary(m):
+        if name in keep:
             continue
         if isinstance(m, nn.Conv2d) and m.groups != 1:
             raise ConfigError(f"layer {name!r}: grouped/depthwise convolution (groups={m.groups}) "
                               f"is not supported; PE groups assume dense convolutions")
-        c = m.weight.shape[1]
-        layer_cg = geometry.check_cg(cg_overrides.get(name, min(cg, c)), c, f"layer {name!r}")
-        parametrize.register_parametrization(m, "weight", Ternarize(layer_cg))
+        c = latent_weight(m).shape[1]
+        out.append((name, m, geometry.check_cg(cg_overrides.get(name, min(cg, c)), c, f"layer {name!r}")))
+    return out
+
+
+def ternarize_model(model: nn.Module, cg: int = 16, keep_first_last: bool = True,
+                    cg_overrides: dict[str, int] | None = None,
+                    skip: tuple[str, ...] = ()) -> nn.Module:
+    """Ternarize every nn.Conv2d / nn.Linear of ``model`` in place, in one call.
+
+    keep_first_last: leave the first and the last of those layers in full precision (the
+    seed's setting). cg_overrides: per-layer group size by qualified name. A cg larger than
+    a layer's input channels is clamped to them for that layer (e.g. a 3-channel stem).
+    """
+    for name, m, layer_cg in select_layers(model, cg, keep_first_last, cg_overrides, skip):
+        if not is_ternary(m):
+            parametrize.register_parametrization(m, "weight", Ternarize(layer_cg))
     return model

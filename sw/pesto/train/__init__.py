@@ -1,0 +1,1 @@
+"""Training: checkpoints, the training loop, recipes and the `pesto train` command."""

@@ -1,0 +1,86 @@
+"""Checkpoint round trip and every kind of bad checkpoint -> CheckpointError."""
+
+import pytest
+import torch
+
+from pesto.errors import CheckpointError
+from pesto.models import build_model
+from pesto.quant import ternarize_model, ternary_layers
+from pesto.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+
+CFG = dict(name="resnet20", in_channels=1, num_classes=10, input_size=28)
+DATA = dict(dataset="fashion-mnist", mean=[0.286], std=[0.353])
+
+
+def _save(path, mode="wpc", cg=8, name="resnet20"):
+    model = build_model(name, 1, 10, 28)
+    if mode in ("tern", "naive", "wpc"):
+        ternarize_model(model, cg=cg)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(2, 1, 28, 28)).sum().backward()
+    opt.step()
+    ckpt = save_checkpoint(path, model, model_cfg=dict(CFG, name=name),
+                           quant=dict(mode=mode, cg=cg, keep_first_last=True, cg_overrides={}),
+                           data=DATA, epoch=3, optimizer=opt,
+                           scheduler=dict(milestones=[80, 120], gamma=0.1, base_lr=0.1, last_epoch=3),
+                           history=[{"epoch": 1, "loss": 2.0}], args={"out": path})
+    return model, ckpt
+
+
+def test_round_trip_rebuilds_the_same_ternary_model(tmp_path):
+    p = tmp_path / "a.pt"
+    model, _ = _save(p)
+    ckpt = load_checkpoint(p)
+    assert ckpt["format"] == "pesto-checkpoint" and ckpt["version"] == 1
+    assert ckpt["model"] == CFG and ckpt["quant"]["mode"] == "wpc" and ckpt["epoch"] == 3
+    assert ckpt["data"]["mean"] == [0.286]
+    assert ckpt["args"]["out"] == str(p)
+    rebuilt = model_from_checkpoint(ckpt)
+    assert [(n, cg) for n, _, cg in ternary_layers(rebuilt)] == [(n, cg) for n, _, cg in ternary_layers(model)]
+    x = torch.randn(4, 1, 28, 28)
+    assert torch.equal(rebuilt(x), model.eval()(x))
+    assert "momentum_buffer" in str(ckpt["optimizer"]["state"][0].keys())
+    assert not list(tmp_path.glob(".*tmp"))  # atomic write leaves no temp file
+
+
+def test_missing_corrupt_truncated_and_foreign_files(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
+    p = tmp_path / "a.pt"
+    _save(p)
+    data = p.read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt, truncated"):
+        load_checkpoint(tmp_path / "trunc.pt")
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF  # inside the tensor data: torch.load alone does not notice
+    (tmp_path / "flip.pt").write_bytes(bytes(flipped))
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(tmp_path / "flip.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a pesto checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(CheckpointError, match="corrupt, truncated or not a PyTorch file"):
+        load_checkpoint(tmp_path / "text.pt")
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    import argparse
+    torch.save({"format": "pesto-checkpoint", "args": argparse.Namespace(a=1)}, tmp_path / "e.pt")
+    with pytest.raises(CheckpointError, match="corrupt, truncated or not a PyTorch file"):
+        load_checkpoint(tmp_path / "e.pt")
+
+
+def test_wrong_architecture_is_named(tmp_path):
+    p = tmp_path / "a.pt"
+    _save(p, name="resnet32")
+    ckpt = load_checkpoint(p)
+    ckpt["model"]["name"] = "resnet20"  # claims resnet20, holds resnet32 weights
+    with pytest.raises(CheckpointError, match="does not belong to a resnet20.*unexpected"):
+        model_from_checkpoint(ckpt)
+    _save(p, mode="fp")
+    ckpt = load_checkpoint(p)
+    ckpt["quant"]["mode"] = "wpc"  # float state dict, ternary config
+    with pytest.raises(CheckpointError, match="missing .*parametrizations"):
+        model_from_checkpoint(ckpt)
