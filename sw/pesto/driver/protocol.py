@@ -13,8 +13,9 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import HardwareError
+from ..errors import HardwareError, UnsupportedLayerError
 from ..hwspec import REGMAP, HwConfig, input_stream, layer_registers, output_words, unpack_outputs
+from ..hwspec.protocol import channels_per_group
 from ..ir import TernaryConv
 
 
@@ -51,6 +52,29 @@ def check_identity(bus: Bus) -> HwConfig:
     return HwConfig.from_registers(bus.read(REGMAP.offset("HWCFG0")), bus.read(REGMAP.offset("HWCFG1")))
 
 
+def check_fits(layer: TernaryConv, h: int, w: int, hw: HwConfig) -> None:
+    """Refuse, before any register is written, a layer the build's buffers cannot hold
+    (the engine would end the run with ERR_CODE CONFIG and no output)."""
+    kh, kw = layer.kernel
+    ho, wo = layer.out_hw(h, w)
+    cpg = channels_per_group(layer.cg, hw.lanes)
+    g_hw = -(-layer.in_channels // cpg)
+    nnz = int(layer_registers(layer, h, w, hw.lanes)["NNZ"])
+    limits = [
+        ("kernel side", max(kh, kw), hw.max_k, "MAX_K"),
+        ("output channels", layer.out_channels, 1 << hw.log2_max_n, "LOG2_MAX_N"),
+        ("output pixels", ho * wo, 1 << hw.log2_max_pix, "LOG2_MAX_PIX"),
+        ("activation words (groups x H x W)", g_hw * h * w, 1 << hw.log2_act_depth, "LOG2_ACT_DEPTH"),
+        ("weight group words (non-zero groups x Kh x Kw)", nnz * kh * kw, 1 << hw.log2_wgt_depth,
+         "LOG2_WGT_DEPTH"),
+    ]
+    over = [f"{what} {need} > {have} ({field})" for what, need, have, field in limits if need > have]
+    if over:
+        raise UnsupportedLayerError(
+            f"layer {layer.name!r} on a {h}x{w} input does not fit this accelerator build: "
+            f"{'; '.join(over)}. Rebuild the bitstream with larger buffers or split the layer")
+
+
 def run_layer(bus: Bus, layer: TernaryConv, x: np.ndarray, hw: HwConfig, skip: bool = True,
               load_weights: bool = True, timeout_s: float = 10.0) -> tuple[np.ndarray, LayerStats]:
     """Run ``layer`` on int16 x (C, H, W); returns int16 (N, Ho, Wo) and the cycle counters."""
@@ -62,8 +86,16 @@ def run_layer(bus: Bus, layer: TernaryConv, x: np.ndarray, hw: HwConfig, skip: b
     bus.read(ctrl)  # clear a stale AP_DONE (clear-on-read)
     bus.write(ctrl, 1 << REGMAP["CTRL"].fields["AP_START"][0])
     ho, wo = regs["OUT_H"], regs["OUT_W"]
-    out = bus.transfer(input_stream(layer, x, hw.lanes, load_weights), output_words(layer.out_channels, ho, wo),
-                       timeout_s)
+    try:
+        out = bus.transfer(input_stream(layer, x, hw.lanes, load_weights),
+                           output_words(layer.out_channels, ho, wo), timeout_s)
+    except HardwareError as e:
+        # A run that fails ends with AP_DONE and no output: name the engine's reason if it has one.
+        err = REGMAP["STATUS"].field(bus.read(REGMAP.offset("STATUS")), "ERR_CODE")
+        if err:
+            raise HardwareError(f"layer {layer.name!r}: accelerator error "
+                                f"{REGMAP.error_names.get(err, err)} ({e})") from e
+        raise
     done_bit = 1 << REGMAP["CTRL"].fields["AP_DONE"][0]
     for _ in range(1000):
         if bus.read(ctrl) & done_bit:

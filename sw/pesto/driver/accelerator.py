@@ -1,0 +1,269 @@
+"""The user-facing driver: one artifact, one backend, images in, logits out.
+
+    from pesto.driver import Accelerator
+    with Accelerator("model.pesto", backend="sim") as acc:      # or "ref", or "pynq"
+        logits = acc.execute(images)                            # uint8 or [0, 1] float images
+        print(acc.throughput_test(images))
+        print(acc.profile(images[:1]))                          # per-layer cycles, skip on/off
+
+The whole graph (host float layers, quantize/dequantize, residual adds, shortcuts) runs in
+``pesto.reference.network``; the backend runs only the accelerated layers through the
+``conv`` hook it offers. Normalisation and fixed-point encoding/decoding happen here, never
+in the user's code. numpy only: this module is what runs on the board.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import numerics
+from ..errors import ConfigError
+from ..ir import TernaryConv
+from .backends import Backend, BusBackend, RefBackend
+from .protocol import LayerStats
+
+BACKENDS = ("ref", "sim", "pynq")
+DEFAULT_CLOCK_MHZ = 100.0   # the PYNQ-Z1 fabric clock of the default build
+
+
+@dataclass
+class LayerRecord:
+    """What the hardware reported for one accelerated layer over the images of the last call."""
+
+    name: str
+    calls: int = 0
+    stats: list[LayerStats] = field(default_factory=list)
+
+    @property
+    def cycles(self) -> int:
+        return sum(s.cycles for s in self.stats)
+
+    @property
+    def compute_cycles(self) -> int:
+        return sum(s.compute_cycles for s in self.stats)
+
+
+def open_backend(backend: str | Backend, *, sim=None, simulator: str = "verilator", overlay=None,
+                 timeout_s: float = 10.0, **sim_options) -> Backend:
+    """A Backend by name. ``sim``: an open SimAccelerator to share (tests reuse one);
+    ``overlay``: a pynq Overlay or the path of a .bit (with its .hwh beside it)."""
+    if isinstance(backend, Backend):
+        return backend
+    if backend == "ref":
+        return RefBackend()
+    if backend == "sim":
+        if sim is None:
+            from ..sim.server import SimAccelerator  # needs cocotb + a simulator (dev machine only)
+            sim = SimAccelerator(simulator, **sim_options).open()
+            owned = True
+        else:
+            owned = False
+        b = BusBackend(sim, "sim", timeout_s=max(timeout_s, 60.0))
+        if not owned:
+            b.close = lambda: None  # the caller's simulator outlives this driver
+        return b
+    if backend == "pynq":
+        from . import pynq_backend  # needs the pynq package (the board image)
+        if overlay is None:
+            raise ConfigError("backend 'pynq' needs overlay=: a pynq.Overlay or the path of the pesto .bit")
+        return BusBackend(pynq_backend.open_bus(overlay), "pynq", timeout_s=timeout_s)
+    raise ConfigError(f"unknown backend {backend!r}; use one of {BACKENDS}")
+
+
+class Accelerator:
+    """Run an exported network with its accelerated layers on ``backend``.
+
+    artifact: an Artifact or the path of one; backend: "ref" | "sim" | "pynq" (or a Backend);
+    skip: group skipping on (False runs the dense-ternary baseline on the same engine);
+    clock_mhz: the fabric clock that turns cycle counts into time.
+    """
+
+    def __init__(self, artifact, backend: str | Backend = "ref", *, skip: bool = True,
+                 clock_mhz: float = DEFAULT_CLOCK_MHZ, **backend_options):
+        from .. import artifact as artifact_mod
+        if isinstance(artifact, (str, Path)):
+            artifact = artifact_mod.load(artifact)
+        self.artifact = artifact
+        self.layers: dict[str, TernaryConv] = {layer.name: layer for layer in artifact.layers}
+        self.backend = open_backend(backend, **backend_options)
+        self.skip = skip
+        self.clock_mhz = clock_mhz
+        self.records: dict[str, LayerRecord] = {}
+
+    # -- lifetime -------------------------------------------------------------------------
+    def __enter__(self) -> "Accelerator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __repr__(self) -> str:
+        return (f"Accelerator({len(self.layers)} accelerated layers on {self.backend.describe()}, "
+                f"skip={'on' if self.skip else 'off'})")
+
+    @property
+    def has_counters(self) -> bool:
+        return self.backend.hw is not None
+
+    # -- input encoding -------------------------------------------------------------------
+    def normalise(self, images) -> np.ndarray:
+        """uint8 images (0..255) or floats in [0, 1], (B, H, W) or (B, C, H, W) -> the network's
+        normalised float32 input (B, C, H, W)."""
+        x = np.asarray(images)
+        c, h, w = self.artifact.input_shape
+        if x.ndim == 2 or (x.ndim == 3 and x.shape != (c, h, w) and c == 1):
+            x = x.reshape((-1, 1) + x.shape[-2:]) if x.ndim == 3 else x[None, None]
+        elif x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or tuple(x.shape[1:]) != (c, h, w):
+            raise ConfigError(f"images must be (batch, {c}, {h}, {w}) or (batch, {h}, {w}); got {np.shape(images)}")
+        if x.dtype == np.uint8:
+            x = x.astype(np.float32) / 255.0
+        elif not np.issubdtype(x.dtype, np.floating):
+            raise ConfigError(f"images must be uint8 (0..255) or float in [0, 1], got {x.dtype}")
+        mean = self.artifact.mean.reshape(1, -1, 1, 1)
+        std = self.artifact.std.reshape(1, -1, 1, 1)
+        return ((x.astype(np.float32) - mean) / std).astype(np.float32)
+
+    # -- running --------------------------------------------------------------------------
+    def _conv(self, x: np.ndarray, layer: TernaryConv) -> np.ndarray:
+        y, stats = self.backend.conv(x, layer, skip=self.skip)
+        rec = self.records.setdefault(layer.name, LayerRecord(layer.name))
+        rec.calls += 1
+        if stats:
+            rec.stats.extend(stats)
+        return y
+
+    def execute(self, images, trace: dict | None = None) -> np.ndarray:
+        """Logits (B, classes) of ``images`` (see ``normalise``). Per-layer counters of this call
+        land in ``records``; ``trace`` (a dict) receives every node's output if given."""
+        from ..reference import network
+        self.records = {}
+        x = self.normalise(images)
+        return network.run(self.artifact, x, conv=self._conv, trace=trace)
+
+    def classify(self, images) -> np.ndarray:
+        return np.argmax(self.execute(images), axis=1)
+
+    def run_layer(self, name: str, x: np.ndarray, skip: bool | None = None) -> np.ndarray:
+        """One accelerated layer by name. int16 x (C, H, W) or (B, C, H, W) in the layer's input
+        format -> int16 outputs; a float x is quantized to the layer's f_in and the result comes
+        back as float (dequantized from f_out)."""
+        layer = self.layer(name)
+        x = np.asarray(x)
+        is_float = np.issubdtype(x.dtype, np.floating)
+        q = numerics.quantize(x, layer.f_in) if is_float else x
+        single = q.ndim == 3
+        y, stats = self.backend.conv(q[None] if single else q, layer, skip=self.skip if skip is None else skip)
+        self.records = {name: LayerRecord(name, 1, list(stats or []))}
+        y = y[0] if single else y
+        return numerics.dequantize(y, layer.f_out) if is_float else y
+
+    def layer(self, name: str) -> TernaryConv:
+        try:
+            return self.layers[name]
+        except KeyError:
+            raise ConfigError(f"no accelerated layer {name!r}; the artifact has: {', '.join(self.layers)}") from None
+
+    # -- measuring ------------------------------------------------------------------------
+    def throughput_test(self, images, repeats: int = 1) -> dict:
+        """Time ``execute`` on ``images``: wall-clock latency and images/s of this host and
+        backend, the host-side share (normalisation, float layers, packing), and -- from the
+        hardware counters -- the accelerator's own cycles and time per image at ``clock_mhz``."""
+        x = np.asarray(images)
+        batch = len(self.normalise(x))
+        wall = accel = 0.0
+        for _ in range(repeats):
+            busy = _Stopwatch(self._conv)
+            conv, self._conv = self._conv, busy
+            try:
+                t0 = time.perf_counter()
+                self.execute(x)
+                wall += time.perf_counter() - t0
+            finally:
+                self._conv = conv
+            accel += busy.seconds
+        n = batch * repeats
+        result = {
+            "backend": self.backend.name, "batch": batch, "repeats": repeats,
+            "runtime_s": wall, "latency_ms_per_image": 1e3 * wall / n, "images_per_s": n / wall,
+            "accel_calls_s": accel, "host_overhead_s": wall - accel,
+            "host_overhead_ms_per_image": 1e3 * (wall - accel) / n,
+        }
+        if self.has_counters:
+            cycles = sum(r.cycles for r in self.records.values()) / batch
+            result.update({
+                "clock_mhz": self.clock_mhz, "hw_cycles_per_image": cycles,
+                "hw_us_per_image": cycles / self.clock_mhz,
+                "hw_images_per_s": self.clock_mhz * 1e6 / cycles if cycles else float("inf"),
+            })
+        return result
+
+    def profile(self, images) -> list[dict]:
+        """Per accelerated layer, on ``images`` (keep it to one or two): cycles with group
+        skipping and without (the dense-ternary baseline, same engine), the measured and ideal
+        speedup. Both runs must give the same outputs; hardware backends only."""
+        if not self.has_counters:
+            raise ConfigError(f"backend {self.backend.name!r} has no cycle counters; profile on 'sim' or 'pynq'")
+        rows = []
+        skip_before = self.skip
+
+        def both(x, layer):
+            # each a standalone run with its weights streamed in, as the seed measured them
+            y_skip, s_skip = self.backend.conv(x, layer, skip=True, reuse_weights=False)
+            y_dense, s_dense = self.backend.conv(x, layer, skip=False, reuse_weights=False)
+            if not np.array_equal(y_skip, y_dense):
+                from ..errors import HardwareError
+                raise HardwareError(f"layer {layer.name!r}: outputs differ with skipping on and off")
+            rows.append(_profile_row(layer, x.shape, s_skip, s_dense, self.clock_mhz))
+            return y_skip
+
+        conv, self._conv = self._conv, both
+        try:
+            self.execute(images)
+        finally:
+            self._conv, self.skip = conv, skip_before
+        return rows
+
+
+def _profile_row(layer: TernaryConv, shape, s_skip: list[LayerStats], s_dense: list[LayerStats],
+                 clock_mhz: float) -> dict:
+    b, _, h, w = shape
+    n = layer.out_channels
+    g = layer.groups
+    ideal = (n * g) / max(layer.nnz_groups, 1)
+    skip_c = sum(s.compute_cycles for s in s_skip) / b
+    dense_c = sum(s.compute_cycles for s in s_dense) / b
+    skip_t = sum(s.cycles for s in s_skip) / b
+    dense_t = sum(s.cycles for s in s_dense) / b
+    speedup = dense_c / skip_c if skip_c else float("inf")
+    return {
+        "layer": layer.name, "shape": list(layer.codes.shape), "input_hw": [h, w], "stride": layer.stride,
+        "groups": n * g, "nnz_groups": layer.nnz_groups,
+        "compute_cycles_skip": skip_c, "compute_cycles_dense": dense_c,
+        "cycles_skip": skip_t, "cycles_dense": dense_t,
+        "speedup": speedup, "speedup_total": dense_t / skip_t if skip_t else float("inf"),
+        "speedup_ideal": ideal, "efficiency": speedup / ideal,
+        "us_skip": skip_t / clock_mhz, "us_dense": dense_t / clock_mhz,
+    }
+
+
+class _Stopwatch:
+    """Wraps the conv hook and adds up the wall time spent in it."""
+
+    def __init__(self, fn):
+        self.fn, self.seconds = fn, 0.0
+
+    def __call__(self, *args):
+        t0 = time.perf_counter()
+        try:
+            return self.fn(*args)
+        finally:
+            self.seconds += time.perf_counter() - t0
