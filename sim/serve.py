@@ -122,6 +122,7 @@ class Server:
                 end.set_pause_generator(_noise(p, random.Random(rng.random())))
             else:
                 end.clear_pause_generator()
+                end.pause = False  # clearing the generator leaves the last pause state standing
         return {}, b""
 
     async def op_transfer(self, h, payload):

@@ -94,6 +94,7 @@ class SimAccelerator:
         self._sock: socket.socket | None = None
         self._tmp: str | None = None
         self._finalizer = None
+        self._died: str | None = None  # why the simulation ended early, repeated by later requests
 
     # -- lifetime -------------------------------------------------------------------------
     def __enter__(self) -> "SimAccelerator":
@@ -112,6 +113,7 @@ class SimAccelerator:
         if self.is_open:
             return self
         t0 = time.monotonic()
+        self._died = None
         b = build(self.simulator, self.toplevel, self.parameters, sources=self.sources, waves=self.waves,
                   verbose=self.verbose)
         self._tmp = tempfile.mkdtemp(prefix="pesto-sim-")
@@ -188,6 +190,7 @@ class SimAccelerator:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        self._died = what
         tail = _log_tail(self.log_path) if self.log_path else ""
         raise HardwareError(f"{what}; log {self.log_path}, last lines:\n{tail}")
 
@@ -206,6 +209,8 @@ class SimAccelerator:
 
     def _request(self, header: dict, payload: bytes = b"", timeout_s: float | None = None) -> tuple[dict, bytes]:
         if not self.is_open:
+            if self._died:
+                raise HardwareError(f"the simulation is not running any more: {self._died}")
             raise HardwareError("the simulation is not running: use `with SimAccelerator(...) as bus:` or open()")
         what = f"serving {header['op']}"
         try:
@@ -234,24 +239,9 @@ class SimAccelerator:
         words = np.ascontiguousarray(words, dtype="<u8")
         header = {"op": "transfer", "n_out": int(n_out), "timeout_s": float(timeout_s),
                   "max_cycles": int(self.max_cycles if max_cycles is None else max_cycles)}
-        try:
-            reply, data = self._request(header, words.tobytes(), timeout_s=timeout_s + 30.0)
-        except HardwareError as e:
-            raise HardwareError(f"{e}{self._status_note()}") from None
+        reply, data = self._request(header, words.tobytes(), timeout_s=timeout_s + 30.0)
         self.last_transfer_cycles = int(reply["transfer_cycles"])
         return np.frombuffer(data, dtype="<u8").astype(np.uint64)
-
-    def _status_note(self) -> str:
-        """The engine's STATUS after a failed transfer, when the simulation still answers."""
-        if not self.is_open:
-            return ""
-        try:
-            from ..hwspec import REGMAP
-            status = self.read(REGMAP.offset("STATUS"))
-        except HardwareError:
-            return ""
-        err = REGMAP["STATUS"].field(status, "ERR_CODE")
-        return f" (STATUS.ERR_CODE = {REGMAP.error_names.get(err, err)})"
 
     def reset(self) -> None:
         """Pulse aresetn and drop whatever is queued on the streams."""
