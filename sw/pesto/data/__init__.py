@@ -1,0 +1,20 @@
+"""Datasets: Fashion-MNIST (default), CIFAR-10, ImageNet-style class folders.
+
+    train, test = load_splits("fashion-mnist")          # ImageDataset, ImageDataset
+    info = DATASETS["fashion-mnist"]                     # channels, size, classes, mean, std
+
+Images stay uint8 in memory; ``ImageDataset`` augments (random crop + flip) and normalises
+per channel, x = (pixel / 255 - mean) / std, the same normalisation the checkpoint records for
+deployment. Nothing is downloaded: a missing dataset raises DatasetError saying where pesto
+looked and how to install it.
+"""
+
+from .datasets import (
+    DATASETS, DatasetInfo, ImageDataset, ImageFolderDataset, load_splits, dataset_info,
+    subset, normalize,
+)
+from .readers import read_idx, read_fashion_mnist, read_cifar10, safe_unpickle
+
+__all__ = ["DATASETS", "DatasetInfo", "ImageDataset", "ImageFolderDataset", "load_splits",
+           "dataset_info", "subset", "normalize", "read_idx", "read_fashion_mnist",
+           "read_cifar10", "safe_unpickle"]

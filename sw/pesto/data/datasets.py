@@ -1,0 +1,207 @@
+"""Dataset registry, in-memory image datasets with augmentation, and class-folder datasets."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..errors import ConfigError, DatasetError
+from .readers import read_cifar10, read_fashion_mnist
+
+ENV_ROOT = "PESTO_DATA_ROOT"  # a folder holding fashion-mnist/, cifar-10-batches-py/, imagenet/
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    in_channels: int
+    input_size: int
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_pad: int          # random-crop padding of the standard augmentation (0: none)
+    flip: bool             # random horizontal flip
+    folder: str            # the folder name below a data root
+    system_dirs: tuple[str, ...]
+    how_to_get: str
+
+
+DATASETS = {
+    "fashion-mnist": DatasetInfo(
+        "fashion-mnist", 1, 28, 10, (0.2860,), (0.3530,), 2, True, "fashion-mnist",
+        ("/usr/share/datasets/fashion-mnist",),
+        "install the Debian package: sudo apt-get install dataset-fashion-mnist "
+        "(or put the four *-ubyte.gz files of github.com/zalandoresearch/fashion-mnist in a folder "
+        "and pass --data-root FOLDER)"),
+    "cifar10": DatasetInfo(
+        "cifar10", 3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 4, True,
+        "cifar-10-batches-py", (),
+        "download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html on a "
+        "machine with internet, unpack it, and pass --data-root .../cifar-10-batches-py"),
+    "imagenet": DatasetInfo(
+        "imagenet", 3, 224, 1000, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 0, True,
+        "imagenet", (),
+        "pass --data-root FOLDER with train/<class>/*.JPEG and val/<class>/*.JPEG (or *.npy HxWxC "
+        "uint8 arrays), the layout torchvision's ImageFolder reads"),
+}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """(x - mean) / std per channel for x in [0, 1] of shape (..., C, H, W)."""
+    m = torch.as_tensor(mean, dtype=x.dtype).view(-1, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype).view(-1, 1, 1)
+    return (x - m) / s
+
+
+class ImageDataset(Dataset):
+    """uint8 images (N, C, H, W) + int64 labels in memory; augment = random crop + flip."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, info: DatasetInfo, augment: bool = False):
+        self.images = torch.from_numpy(np.ascontiguousarray(images))
+        self.labels = torch.from_numpy(np.ascontiguousarray(labels)).long()
+        self.info = info
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        x = self.images[i].float().div_(255.0)
+        if self.augment:
+            p = self.info.crop_pad
+            if p:
+                h, w = x.shape[-2:]
+                x = F.pad(x, (p, p, p, p))
+                dy, dx = np.random.randint(0, 2 * p + 1, size=2)
+                x = x[:, dy:dy + h, dx:dx + w]
+            if self.info.flip and np.random.rand() < 0.5:
+                x = x.flip(-1)
+        return normalize(x, self.info.mean, self.info.std), self.labels[i]
+
+
+IMAGE_EXTS = (".jpeg", ".jpg", ".png", ".bmp", ".ppm", ".webp", ".npy")
+
+
+class ImageFolderDataset(Dataset):
+    """root/<class>/<image>: decoded lazily (PIL for image files, numpy for .npy HxWxC uint8).
+
+    Train: random-resized crop (scale 0.08-1, aspect 3/4-4/3) + flip. Eval: resize the short side
+    to size*256/224, centre crop ``size`` (the ResNet preprocessing).
+    """
+
+    def __init__(self, root: str | os.PathLike, info: DatasetInfo, size: int, augment: bool = False):
+        self.root = Path(root)
+        classes = sorted(d.name for d in self.root.iterdir() if d.is_dir())
+        if not classes:
+            raise DatasetError(f"{self.root}: no class folders found; {info.how_to_get}")
+        self.classes = classes
+        self.samples = [(p, k) for k, c in enumerate(classes) for p in sorted((self.root / c).iterdir())
+                        if p.suffix.lower() in IMAGE_EXTS]
+        if not self.samples:
+            raise DatasetError(f"{self.root}: the class folders hold no images ({', '.join(IMAGE_EXTS)})")
+        self.labels = torch.tensor([k for _, k in self.samples])
+        self.info, self.size, self.augment = info, size, augment
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _read(self, path: Path) -> torch.Tensor:
+        if path.suffix.lower() == ".npy":
+            a = np.load(path, allow_pickle=False)
+        else:
+            try:
+                from PIL import Image
+            except ImportError as e:
+                raise DatasetError(f"{path}: reading image files needs Pillow (pip install pillow); "
+                                   f"or store the images as .npy HxWxC uint8 arrays") from e
+            with Image.open(path) as im:
+                a = np.asarray(im.convert("RGB" if self.info.in_channels == 3 else "L"))
+        if a.ndim == 2:
+            a = a[:, :, None]
+        if a.dtype != np.uint8 or a.ndim != 3:
+            raise DatasetError(f"{path}: expected an HxWxC uint8 image, got {a.dtype} {a.shape}")
+        return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float().div_(255.0)
+
+    def __getitem__(self, i: int):
+        path, label = self.samples[i]
+        x = self._read(path)
+        c, h, w = x.shape
+        if self.augment:
+            area = h * w * np.random.uniform(0.08, 1.0)
+            ratio = np.exp(np.random.uniform(np.log(3 / 4), np.log(4 / 3)))
+            ch = int(min(h, max(1, round(np.sqrt(area / ratio)))))
+            cw = int(min(w, max(1, round(np.sqrt(area * ratio)))))
+            y0, x0 = np.random.randint(0, h - ch + 1), np.random.randint(0, w - cw + 1)
+            x = F.interpolate(x[None, :, y0:y0 + ch, x0:x0 + cw], size=(self.size, self.size),
+                              mode="bilinear", align_corners=False)[0]
+            if np.random.rand() < 0.5:
+                x = x.flip(-1)
+        else:
+            short = round(self.size * 256 / 224)
+            scale = short / min(h, w)
+            x = F.interpolate(x[None], size=(max(short, round(h * scale)), max(short, round(w * scale))),
+                              mode="bilinear", align_corners=False)[0]
+            y0, x0 = (x.shape[1] - self.size) // 2, (x.shape[2] - self.size) // 2
+            x = x[:, y0:y0 + self.size, x0:x0 + self.size]
+        return normalize(x, self.info.mean, self.info.std), label
+
+
+def _candidates(info: DatasetInfo, root: str | os.PathLike | None) -> list[Path]:
+    out = []
+    if root is not None:
+        out += [Path(root), Path(root) / info.folder]
+    if os.environ.get(ENV_ROOT):
+        out.append(Path(os.environ[ENV_ROOT]) / info.folder)
+    out += [Path(d) for d in info.system_dirs]
+    return out
+
+
+def _missing(info: DatasetInfo, looked: list[Path]) -> DatasetError:
+    where = ", ".join(str(p) for p in looked) or "(nowhere: no --data-root given)"
+    return DatasetError(f"{info.name} not found; looked in: {where}. To get it: {info.how_to_get}. "
+                        f"You can also set {ENV_ROOT} to a folder holding {info.folder}/")
+
+
+def load_splits(name: str = "fashion-mnist", root: str | os.PathLike | None = None, augment: bool = True,
+                input_size: int | None = None) -> tuple[Dataset, Dataset]:
+    """(train, test) datasets of ``name``; the train split augments when ``augment``."""
+    info = dataset_info(name)
+    looked = _candidates(info, root)
+    if name == "imagenet":
+        for base in looked:
+            if (base / "train").is_dir() and (base / "val").is_dir():
+                size = input_size or info.input_size
+                return (ImageFolderDataset(base / "train", info, size, augment),
+                        ImageFolderDataset(base / "val", info, size, False))
+        raise _missing(info, looked)
+    reader = read_fashion_mnist if name == "fashion-mnist" else read_cifar10
+    probe = "train-images-idx3-ubyte" if name == "fashion-mnist" else "data_batch_1"
+    for base in looked:
+        if (base / probe).is_file() or (base / (probe + ".gz")).is_file():
+            xtr, ytr = reader(base, "train")
+            xte, yte = reader(base, "test")
+            return ImageDataset(xtr, ytr, info, augment), ImageDataset(xte, yte, info, False)
+    raise _missing(info, looked)
+
+
+def subset(ds: Dataset, n: int | None, seed: int = 0) -> Dataset:
+    """A fixed random subset of n samples drawn with ``seed`` (n=None or n >= len: all)."""
+    if n is None or n >= len(ds):
+        return ds
+    if n < 1:
+        raise ConfigError(f"subset size must be positive, got {n}")
+    g = np.random.default_rng(seed)
+    idx = np.sort(g.permutation(len(ds))[:n])
+    return torch.utils.data.Subset(ds, idx.tolist())

@@ -1,0 +1,106 @@
+"""PE-wise structured pruning regularizers (eq 2.4-2.7).
+
+    reg = Regularizer.for_mode("wpc", model, lam=1e-4, a=1.0)
+    loss = criterion(model(x), t) + reg.penalty()
+
+group lasso  (eq 2.4, 2.5):  lam * sum_l sum_i ||W_{l,i}||_2
+WPC          (eq 2.6, 2.7):  lam * sum_l sum_i min(||W_{l,i}||_2, delta_l),
+                             delta_l = a * mean_i ||W_{l,i}||_2   (detached: a constant)
+
+W_{l,i} is PE group i of layer l (``cg`` input channels x Kh x Kw of one output channel, channels
+zero-padded to a multiple of cg: pesto.geometry). The penalty acts on the latent float weights
+(what the optimizer updates), as in eq 2.5: ternarization happens in the forward pass only.
+A group whose norm reaches delta_l contributes the constant delta_l, hence exactly no gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .. import geometry
+from ..errors import ConfigError
+from ..quant.ternary import latent_weight, select_layers, ternary_layers
+
+MODES = ("fp", "tern", "prune", "naive", "wpc")
+PENALTY = {"fp": None, "tern": None, "prune": "lasso", "naive": "lasso", "wpc": "wpc"}
+
+
+def group_lasso(w: torch.Tensor, cg: int) -> torch.Tensor:
+    """sum_i ||W_i||_2 over the PE groups of one layer (eq 2.4's inner sum)."""
+    return geometry.group_norms(w, cg).sum()
+
+
+def wpc_threshold(norms: torch.Tensor, a: float) -> torch.Tensor:
+    """delta_l = a * mean group norm (eq 2.7), detached from the graph."""
+    return a * norms.detach().mean()
+
+
+def wpc_penalty(w: torch.Tensor, cg: int, a: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(sum_i min(||W_i||, delta), delta, clipped mask) of one layer (eq 2.6-2.7)."""
+    norms = geometry.group_norms(w, cg)
+    delta = wpc_threshold(norms, a)
+    clipped = norms >= delta
+    return torch.where(clipped, delta, norms).sum(), delta, clipped
+
+
+def compressed_layers(model: nn.Module, cg: int = 16, keep_first_last: bool = True,
+                      cg_overrides: dict | None = None) -> list[tuple[str, nn.Module, int]]:
+    """The layers the method compresses: the ternary ones, or (float model) the same selection."""
+    model = getattr(model, "module", model)
+    layers = ternary_layers(model)
+    return layers if layers else select_layers(model, cg, keep_first_last, cg_overrides)
+
+
+class Regularizer:
+    """The structured-sparsity term of one training mode, over (name, module, cg) layers."""
+
+    def __init__(self, layers: list[tuple[str, nn.Module, int]], kind: str | None, lam: float = 0.0,
+                 a: float = 1.0):
+        if kind not in (None, "lasso", "wpc"):
+            raise ConfigError(f"unknown regularizer {kind!r}; use 'lasso' or 'wpc'")
+        if lam < 0 or a <= 0:
+            raise ConfigError(f"regularizer needs lambda >= 0 and a > 0, got lambda={lam}, a={a}")
+        for name, m, cg in layers:
+            geometry.check_cg(cg, latent_weight(m).shape[1], f"layer {name!r}")
+        self.layers, self.kind, self.lam, self.a = layers, kind, float(lam), float(a)
+        self.last: dict[str, dict[str, float]] = {}  # per-layer delta / clipped fraction of the last call
+
+    @classmethod
+    def for_mode(cls, mode: str, model: nn.Module, lam: float = 0.0, a: float = 1.0, cg: int = 16,
+                 keep_first_last: bool = True, cg_overrides: dict | None = None) -> "Regularizer":
+        if mode not in MODES:
+            raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        return cls(compressed_layers(model, cg, keep_first_last, cg_overrides), PENALTY[mode], lam, a)
+
+    @property
+    def active(self) -> bool:
+        return self.kind is not None and self.lam > 0
+
+    def penalty(self) -> torch.Tensor:
+        """lam * sum over layers of the group term; zero (no graph) when inactive."""
+        if not self.active:
+            return torch.zeros(())
+        total = 0.0
+        stats = {}
+        for name, m, cg in self.layers:
+            w = latent_weight(m)
+            if self.kind == "lasso":
+                total = total + group_lasso(w, cg)
+            else:
+                term, delta, clipped = wpc_penalty(w, cg, self.a)
+                total = total + term
+                stats[name] = {"delta": float(delta), "clipped": float(clipped.float().mean())}
+        self.last = stats
+        return self.lam * total
+
+    @torch.no_grad()
+    def thresholds(self) -> dict[str, dict[str, float]]:
+        """Current WPC threshold delta_l and clipped fraction of every layer (for plots/history)."""
+        out = {}
+        for name, m, cg in self.layers:
+            norms = geometry.group_norms(latent_weight(m), cg)
+            delta = wpc_threshold(norms, self.a)
+            out[name] = {"delta": float(delta), "clipped": float((norms >= delta).float().mean()),
+                         "mean_norm": float(norms.mean())}
+        return out

@@ -1,0 +1,283 @@
+"""The training loop: data, model, mode, regularizer, schedule, checkpoints, DDP, history.
+
+    from pesto.train import TrainConfig, train
+    ckpt = train(TrainConfig(mode="wpc", epochs=2, subset=5000, out="runs/wpc.pt"))
+
+Runs on one process, or on several under torchrun (DistributedDataParallel; gloo on CPU, nccl on
+GPUs). After every epoch rank 0 writes the checkpoint atomically; ``resume=True`` continues a
+killed run from its last completed epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .. import metrics
+from ..data import dataset_info, load_splits, subset
+from ..errors import CheckpointError, ConfigError
+from ..prune import MODES, PENALTY, Regularizer, compressed_layers
+from .checkpoint import TERNARY_MODES, build_from_config, load_checkpoint, save_checkpoint, unwrap
+
+
+@dataclass
+class TrainConfig:
+    mode: str = "wpc"
+    model: str = "resnet20"
+    dataset: str = "fashion-mnist"
+    data_root: str | None = None
+    epochs: int = 2
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+    lam: float = 1e-3                    # lambda of eq 2.4-2.6
+    a: float = 1.0                       # WPC threshold coefficient of eq 2.7
+    cg: int = 16
+    cg_overrides: dict[str, int] = field(default_factory=dict)
+    keep_first_last: bool = True
+    subset: int | None = None            # train on a fixed random subset of this many images
+    test_subset: int | None = None
+    steps_per_epoch: int | None = None   # cap the steps of an epoch (smoke tests, budgets)
+    augment: bool = True
+    workers: int = 0
+    seed: int = 0
+    out: str | None = "runs/model.pt"    # checkpoint written after every epoch
+    resume: bool = False
+    plots: str | None = None             # folder for the figures (None: no plots)
+    device: str | None = None            # default: cuda if available else cpu
+    progress: bool = True
+    init: str | None = None              # start from this checkpoint's weights (e.g. a float model)
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; use sgd or adam")
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.lam < 0 or self.a <= 0:
+            raise ConfigError(f"need lr > 0, lambda >= 0, a > 0 (got lr={self.lr}, lambda={self.lam}, a={self.a})")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ConfigError(f"unknown training options {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**d)
+
+    @property
+    def quant(self) -> dict:
+        return {"mode": self.mode, "cg": self.cg, "keep_first_last": self.keep_first_last,
+                "cg_overrides": dict(self.cg_overrides)}
+
+
+def lr_at(cfg: TrainConfig, epoch: int) -> float:
+    """Step schedule: lr * gamma ** (number of milestones <= epoch), epochs counted from 0."""
+    return cfg.lr * cfg.gamma ** sum(1 for m in cfg.milestones if epoch >= m)
+
+
+# -- distributed ----------------------------------------------------------------------------
+def _dist_setup(device: torch.device) -> tuple[int, int]:
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _is_dist() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+# -- one epoch ------------------------------------------------------------------------------
+def train_step(model: nn.Module, reg: Regularizer, opt: torch.optim.Optimizer, x: torch.Tensor,
+               y: torch.Tensor) -> tuple[float, float, int]:
+    """One optimisation step: (cross-entropy, penalty, correct predictions)."""
+    out = model(x)
+    ce = F.cross_entropy(out, y)
+    pen = reg.penalty() if reg.active else None
+    loss = ce + pen if pen is not None else ce
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(ce), float(pen) if pen is not None else 0.0, int((out.argmax(1) == y).sum())
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[float, float]:
+    """(mean cross-entropy, top-1 accuracy in %) of ``model`` on ``loader``."""
+    model.eval()
+    loss, correct, n = 0.0, 0, 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        out = model(x)
+        loss += float(F.cross_entropy(out, y, reduction="sum"))
+        correct += int((out.argmax(1) == y).sum())
+        n += len(y)
+    return loss / max(n, 1), 100.0 * correct / max(n, 1)
+
+
+def _history_entry(epoch, cfg, lr, sums, steps, seen, test, elapsed, model_m, reg) -> dict:
+    entry = {
+        "epoch": epoch, "lr": lr, "steps": steps, "time_s": round(elapsed, 2),
+        "train_loss": sums[0] / max(steps, 1), "penalty": sums[1] / max(steps, 1),
+        "train_acc": 100.0 * sums[2] / max(seen, 1), "test_loss": test[0], "test_acc": test[1],
+    }
+    for k in ("overall_sparsity", "group_sparsity", "in_group_sparsity", "compression_rate"):
+        entry[k] = model_m[k]
+    entry["layers"] = {name: {"group_sparsity": v["group_sparsity"], "layer_sparsity": v["layer_sparsity"]}
+                       for name, v in model_m["layers"].items()}
+    if cfg.mode == "wpc":
+        for name, t in reg.thresholds().items():
+            entry["layers"][name].update(delta=t["delta"], clipped=t["clipped"])
+    return entry
+
+
+def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train (or resume) as ``cfg`` says; returns the last checkpoint dict (rank 0) or {} (others)."""
+    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    rank, world = _dist_setup(device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    torch.manual_seed(cfg.seed + rank)
+    np.random.seed(cfg.seed + rank)
+
+    info = dataset_info(cfg.dataset)
+    train_ds, test_ds = load_splits(cfg.dataset, cfg.data_root, cfg.augment)
+    train_ds, test_ds = subset(train_ds, cfg.subset, cfg.seed), subset(test_ds, cfg.test_subset, cfg.seed + 1)
+    sampler = torch.utils.data.DistributedSampler(train_ds, world, rank, seed=cfg.seed) if world > 1 else None
+    g = torch.Generator().manual_seed(cfg.seed)
+    train_dl = DataLoader(train_ds, cfg.batch_size, shuffle=sampler is None, sampler=sampler, drop_last=True,
+                          num_workers=cfg.workers, generator=g, persistent_workers=cfg.workers > 0)
+    test_dl = DataLoader(test_ds, 512, num_workers=cfg.workers)
+
+    model_cfg = {"name": cfg.model, "in_channels": info.in_channels, "num_classes": info.num_classes,
+                 "input_size": info.input_size}
+    model = build_from_config(model_cfg, cfg.quant)
+    opt = _make_optimizer(cfg, model)
+    start, history = 0, []
+    out = Path(cfg.out) if cfg.out else None
+    if cfg.resume and out is not None and out.is_file():
+        ckpt = load_checkpoint(out)
+        if ckpt["model"] != model_cfg or ckpt["quant"] != cfg.quant:
+            raise CheckpointError(f"--resume: {out} holds {ckpt['model']['name']} {ckpt['quant']}, "
+                                  f"this run asks for {cfg.model} {cfg.quant}; use another --out")
+        model.load_state_dict(ckpt["state_dict"])
+        if ckpt.get("optimizer"):
+            opt.load_state_dict(ckpt["optimizer"])
+        start, history = int(ckpt["epoch"]), list(ckpt.get("history") or [])
+    elif cfg.init:
+        _init_from(model, cfg.init)
+    model.to(device)
+    _optimizer_to(opt, device)
+    layers = compressed_layers(model, cfg.cg, cfg.keep_first_last, cfg.cg_overrides)
+    reg = Regularizer(layers, PENALTY[cfg.mode], cfg.lam, cfg.a)
+    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    ckpt = {}
+    for epoch in range(start, cfg.epochs):
+        lr = lr_at(cfg, epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        net.train()
+        t0 = time.perf_counter()
+        total = min(len(train_dl), cfg.steps_per_epoch or len(train_dl))
+        bar = tqdm(total=total, desc=f"{cfg.mode} epoch {epoch + 1}/{cfg.epochs}", unit="step",
+                   disable=not cfg.progress or rank != 0, leave=False, dynamic_ncols=True)
+        sums, steps, seen = [0.0, 0.0, 0], 0, 0
+        for x, y in train_dl:
+            if steps >= total:
+                break
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            ce, pen, correct = train_step(net, reg, opt, x, y)
+            if not math.isfinite(ce):
+                raise ConfigError(f"training diverged at epoch {epoch + 1} step {steps + 1} (loss {ce}); "
+                                  f"lower --lr or --lambda")
+            sums[0] += ce; sums[1] += pen; sums[2] += correct
+            steps += 1
+            seen += len(y)
+            bar.update(1)
+            bar.set_postfix(loss=f"{ce:.3f}", pen=f"{pen:.3f}")
+        bar.close()
+        if rank == 0:
+            test = evaluate(model, test_dl, device)
+            m = metrics.model_metrics(model, layers)
+            entry = _history_entry(epoch + 1, cfg, lr, sums, steps, seen, test, time.perf_counter() - t0, m, reg)
+            history.append(entry)
+            if cfg.progress:
+                tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  lr {lr:.3g}  loss {entry['train_loss']:.4f}  "
+                           f"test acc {test[1]:.2f}%  sparsity {100 * m['overall_sparsity']:.1f}%  "
+                           f"group sparsity {100 * m['group_sparsity']:.1f}%  "
+                           f"comp {m['compression_rate']:.1f}x  ({entry['time_s']:.0f} s)")
+            fields_ = dict(model_cfg=model_cfg, quant=cfg.quant,
+                           data={"dataset": cfg.dataset, "mean": info.mean, "std": info.std},
+                           epoch=epoch + 1, optimizer=opt,
+                           scheduler={"milestones": cfg.milestones, "gamma": cfg.gamma, "base_lr": cfg.lr,
+                                      "last_epoch": epoch + 1},
+                           history=history, args=asdict(cfg))
+            ckpt = save_checkpoint(out, model, **fields_) if out else _in_memory(model, fields_)
+        if _is_dist():
+            dist.barrier()
+    if rank == 0 and not ckpt:  # nothing left to train (resumed a finished run)
+        ckpt = load_checkpoint(out) if out and out.is_file() else {}
+    if rank == 0 and cfg.plots and ckpt:
+        from .plots import plot_run
+        plot_run(model, ckpt.get("history", history), cfg.plots, cfg.mode)
+    return ckpt if rank == 0 else {}
+
+
+def _in_memory(model, fields_) -> dict:
+    from .checkpoint import make_checkpoint
+    return make_checkpoint(model, **fields_)
+
+
+def _init_from(model: nn.Module, path: str) -> None:
+    """Copy matching weights of another checkpoint (a float model into a ternary one, say)."""
+    src = load_checkpoint(path)["state_dict"]
+    own = model.state_dict()
+    renamed = {}
+    for k, v in src.items():
+        for cand in (k, k.replace(".weight", ".parametrizations.weight.original"),
+                     k.replace(".parametrizations.weight.original", ".weight")):
+            if cand in own and own[cand].shape == v.shape:
+                renamed[cand] = v
+                break
+    missing = [k for k in own if k not in renamed]
+    if missing:
+        raise CheckpointError(f"--init {path}: no weights for {len(missing)} entries (e.g. {missing[:3]}); "
+                              f"is it the same architecture?")
+    model.load_state_dict(renamed)
+
+
+def _optimizer_to(opt: torch.optim.Optimizer, device: torch.device) -> None:
+    for state in opt.state.values():
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor) and k != "step":
+                state[k] = v.to(device)

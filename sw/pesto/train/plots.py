@@ -1,0 +1,105 @@
+"""Figures of Chapter 2, written to PNG files (matplotlib, Agg backend).
+
+    weight_histograms  figure 6: latent-weight distribution of one layer per training mode (mu, sigma)
+    sparsity_curves    figure 9: per-layer group sparsity and WPC threshold delta_l over epochs
+    kernel_pattern     figure 5: the stitched ternary kernels of one layer ({-1, 0, +1} = white, grey, black)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..quant.ternary import is_ternary, latent_weight, ternarize
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    tmp.replace(path)  # atomic: a reader never sees half a PNG
+    _plt().close(fig)
+    return path
+
+
+def weight_histograms(weights: dict[str, torch.Tensor], path, layer: str = "") -> Path:
+    """One histogram per mode (figure 6): {mode: latent weight tensor of the same layer}."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(weights), figsize=(3.2 * len(weights), 2.8), squeeze=False)
+    lim = max(float(w.abs().max()) for w in weights.values()) or 1.0
+    for ax, (mode, w) in zip(axes[0], weights.items()):
+        w = w.detach().float().flatten().cpu().numpy()
+        ax.hist(w, bins=101, range=(-lim, lim), color="tab:blue")
+        ax.set_title(f"{mode}\n$\\mu$={w.mean():.4f} $\\sigma$={w.std():.4f}", fontsize=9)
+        ax.set_yticks([])
+    fig.suptitle(f"weight distribution {layer}".strip(), fontsize=10)
+    return _save(fig, path)
+
+
+def sparsity_curves(history: list[dict], path, title: str = "") -> Path:
+    """Figure 9: per-layer group sparsity (left) and WPC clipping threshold (right) per epoch."""
+    plt = _plt()
+    epochs = [h["epoch"] for h in history]
+    names = list(history[-1].get("layers", {})) if history else []
+    has_delta = bool(names) and "delta" in history[-1]["layers"][names[0]]
+    fig, axes = plt.subplots(1, 2 if has_delta else 1, figsize=(11 if has_delta else 6, 3.6), squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    for i, name in enumerate(names):
+        color = cmap(i / max(len(names) - 1, 1))
+        axes[0][0].plot(epochs, [100 * h["layers"][name]["group_sparsity"] for h in history], color=color,
+                        label=name)
+        if has_delta:
+            axes[0][1].plot(epochs, [h["layers"][name]["delta"] for h in history], color=color)
+    axes[0][0].plot(epochs, [100 * h["group_sparsity"] for h in history], "k--", lw=2, label="model")
+    axes[0][0].set(xlabel="epoch", ylabel="group sparsity (%)")
+    axes[0][0].legend(fontsize=5, ncol=2)
+    if has_delta:
+        axes[0][1].set(xlabel="epoch", ylabel="clipping threshold $\\delta_l$")
+    fig.suptitle(title or "evolution of sparsity and clipping threshold", fontsize=10)
+    return _save(fig, path)
+
+
+@torch.no_grad()
+def kernel_pattern(module: nn.Module, path, title: str = "", max_out: int = 32, max_in: int = 32) -> Path:
+    """Figure 5: the kernels of one layer stitched into a grid (rows: output channels, columns:
+    input channels), white/grey/black = -1/0/+1. Float layers are ternarized for display."""
+    plt = _plt()
+    w = latent_weight(module).detach().cpu()
+    codes, _ = ternarize(w)
+    codes = codes.reshape(codes.shape[0], codes.shape[1], *(codes.shape[2:] or (1, 1)))[:max_out, :max_in]
+    n, c, kh, kw = codes.shape
+    img = np.full((n * (kh + 1) + 1, c * (kw + 1) + 1), np.nan)
+    for i in range(n):
+        for j in range(c):
+            img[1 + i * (kh + 1):1 + i * (kh + 1) + kh, 1 + j * (kw + 1):1 + j * (kw + 1) + kw] = codes[i, j].numpy()
+    fig, ax = plt.subplots(figsize=(max(3, c * 0.25), max(3, n * 0.25)))
+    cmap = plt.get_cmap("gray_r").copy()
+    cmap.set_bad("#d04040")  # grid lines
+    ax.imshow(np.ma.masked_invalid(img), cmap=cmap, vmin=-1.6, vmax=1.0, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(title or f"ternary kernels {n}x{c}x{kh}x{kw}", fontsize=9)
+    return _save(fig, path)
+
+
+def plot_run(model: nn.Module, history: list[dict], folder, mode: str) -> list[Path]:
+    """The figures of one training run: sparsity curves and the first compressed layer's kernels."""
+    from ..prune import compressed_layers
+    folder = Path(folder)
+    out = [sparsity_curves(history, folder / f"{mode}_sparsity.png", f"{mode}: sparsity over epochs")]
+    layers = compressed_layers(model)
+    if layers:
+        name, m, _ = layers[0]
+        out.append(kernel_pattern(m, folder / f"{mode}_kernels.png", f"{mode}: {name} ternary kernels"))
+        out.append(weight_histograms({mode: latent_weight(m)}, folder / f"{mode}_hist.png", name))
+    return out
