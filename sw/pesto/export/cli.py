@@ -1,0 +1,154 @@
+"""`pesto export-to-fpga CHECKPOINT -o OUT`: export a model to the accelerator artifact.
+
+CHECKPOINT is a checkpoint written by `pesto train`, or a plain PyTorch state dict together
+with --arch (ternarized on the spot, with a warning), or the word `random` with --arch (a
+freshly initialised network: useful for size and timing studies only).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CheckpointError, ConfigError
+
+
+def configure(p) -> None:
+    p.add_argument("checkpoint", help="`pesto train` checkpoint, plain state dict (with --arch) or `random` (with --arch)")
+    p.add_argument("-o", "--output", required=True, help="artifact file to write (e.g. resnet20.pesto)")
+    p.add_argument("--cg", type=int, default=None,
+                   help="PE-group size Cg for every accelerated layer (default: the Cg each layer was trained with)")
+    p.add_argument("--act-bits", type=int, default=16,
+                   help="significant bits an activation's calibrated range may use in its int16 container (default 16)")
+    p.add_argument("--frac-bits", type=int, default=None,
+                   help="one fixed fraction-bit count for every int16 tensor instead of calibrated ones")
+    p.add_argument("--headroom-bits", type=int, default=1,
+                   help="range kept above the calibration maximum, in bits (default 1)")
+    p.add_argument("--calib-data", default="fashion-mnist",
+                   help="calibration images: `fashion-mnist` (training set) or a .npy of (N, C, H, W) "
+                        "uint8 or float in [0, 1] (default fashion-mnist)")
+    p.add_argument("--calib-images", type=int, default=256, help="number of calibration images (default 256)")
+    p.add_argument("--arch", default=None, help="architecture of a plain state dict / `random` (see pesto.models)")
+    p.add_argument("--in-channels", type=int, default=1, help="with --arch: input channels (default 1)")
+    p.add_argument("--num-classes", type=int, default=10, help="with --arch: classes (default 10)")
+    p.add_argument("--input-size", type=int, default=28, help="with --arch: input height = width (default 28)")
+    p.add_argument("--mean", type=float, nargs="+", default=None, help="input normalisation mean per channel")
+    p.add_argument("--std", type=float, nargs="+", default=None, help="input normalisation std per channel")
+    p.add_argument("--onnx", default=None, metavar="PATH", help="also write the compressed float model as ONNX "
+                   "and check it in onnxruntime")
+    p.add_argument("--stats-json", default=None, metavar="PATH", help="write the per-layer table as JSON")
+    p.add_argument("--no-verify", action="store_true", help="skip the integer-vs-float check on calibration images")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def load_source(args):
+    """The model (or checkpoint dict) to export, from the command line's CHECKPOINT and --arch."""
+    import torch
+    from ..models import build_model
+    if args.checkpoint == "random":
+        if not args.arch:
+            raise ConfigError("`random` needs --arch NAME (e.g. --arch resnet18)")
+        return build_model(args.arch, in_channels=args.in_channels, num_classes=args.num_classes,
+                           input_size=args.input_size)
+    path = Path(args.checkpoint)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path} is corrupt or not a PyTorch file (loaded with weights_only=True): "
+                              f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from e
+    if isinstance(obj, dict) and obj.get("format") == "pesto-checkpoint":
+        if args.arch and args.arch != obj["model"]["name"]:
+            raise CheckpointError(f"{path} holds a {obj['model']['name']}, not the --arch {args.arch}")
+        return str(path)   # export_model loads and validates it (checksum, architecture)
+    if not args.arch:
+        raise CheckpointError(f"{path} is not a `pesto train` checkpoint; for a plain state dict give --arch NAME")
+    state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} holds no state dict of tensors")
+    model = build_model(args.arch, in_channels=args.in_channels, num_classes=args.num_classes,
+                        input_size=args.input_size)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path} is not a {args.arch} state dict: {str(e).splitlines()[0]}"
+                              f"{' ...' if len(str(e).splitlines()) > 1 else ''}") from e
+    return model
+
+
+def load_calibration(spec: str, n: int):
+    if spec in ("fashion-mnist", "fmnist"):
+        return None   # export_model's default: Fashion-MNIST training images
+    path = Path(spec)
+    if path.suffix != ".npy" or not path.is_file():
+        raise ConfigError(f"--calib-data {spec!r}: give `fashion-mnist` or an existing .npy file")
+    x = np.load(path, allow_pickle=False)
+    return x[:n]
+
+
+def format_table(stats: list[dict], total: dict) -> str:
+    head = f"{'layer':<22} {'weight shape':<18} {'Cg':>3} {'groups':>7} {'nz groups':>9} {'Gs %':>6} " \
+           f"{'comp. x':>8} {'speedup':>8}"
+    lines = [head, "-" * len(head)]
+    for s in stats:
+        lines.append(f"{s['name']:<22} {'x'.join(map(str, s['shape'])):<18} {s['cg']:>3} {s['groups']:>7} "
+                     f"{s['nnz_groups']:>9} {100 * s['group_sparsity']:>6.1f} {_x(s['compression']):>8} "
+                     f"{_x(s['speedup_ideal']):>8}")
+    lines.append("-" * len(head))
+    lines.append(f"{'total (' + str(total['layers']) + ' layers)':<22} {total['weights']:>18,} {'':>3} "
+                 f"{total['groups']:>7} {total['nnz_groups']:>9} {100 * total['group_sparsity']:>6.1f} "
+                 f"{_x(total['compression']):>8} {_x(total['speedup_ideal']):>8}")
+    return "\n".join(lines)
+
+
+def _x(v: float) -> str:
+    return "inf" if math.isinf(v) else f"{v:.2f}"
+
+
+def run(args) -> int:
+    from .. import artifact as art
+    from .exporter import export_model, load_model
+    t0 = time.perf_counter()
+    if args.cg is not None:
+        from ..geometry import check_cg
+        check_cg(args.cg, None, "--cg")
+    source = load_model(load_source(args), args.cg)
+    artifact = export_model(source, load_calibration(args.calib_data, args.calib_images), cg=args.cg,
+                            act_bits=args.act_bits, frac_bits=args.frac_bits, headroom_bits=args.headroom_bits,
+                            mean=args.mean, std=args.std, num_calibration=args.calib_images,
+                            verify=0 if args.no_verify else 32, progress=not args.quiet)
+    out = art.save(artifact, args.output)
+    stats, total = artifact.layer_stats(), artifact.totals()
+    size = out.stat().st_size
+    print(format_table(stats, total))
+    print(f"\nhost layers (float): {', '.join(n.name for n in artifact.host_nodes) or 'none'}")
+    if artifact.meta["export"]["host_fallback"]:
+        print(f"ternary layers kept on the host: {', '.join(artifact.meta['export']['host_fallback'])}")
+    ideal = total["weights"] * 32 / total["compression"] / 8 if total["weights"] else 0
+    print(f"ternary weights: {total['weights'] * 4:,} B as float32 -> codes {total['code_bytes']:,} B + "
+          f"indexers {total['indexer_bytes']:,} B (eq 2.8: {_x(total['compression'])}x = {ideal:,.0f} B)")
+    v = artifact.meta["export"].get("verification")
+    if v:
+        print(f"check on {v['images']} calibration images: integer vs float top-1 agreement "
+              f"{100 * v['top1_agreement']:.1f}%, max |logit error| {v['max_abs_logit_error']:.4g}")
+    if args.onnx:
+        from .onnx import check_onnx, export_onnx
+        from ..reference.network import normalize
+        model, _ = source
+        shape = tuple(artifact.input_shape)
+        export_onnx(model, args.onnx, shape)
+        images = np.random.default_rng(0).random((8, *shape), dtype=np.float32)
+        r = check_onnx(args.onnx, model, normalize(artifact, images))
+        print(f"ONNX: {args.onnx} (onnxruntime vs PyTorch max |error| {r['max_abs_error']:.2g}, "
+              f"{'within' if r['within_tolerance'] else 'OUTSIDE'} atol {r['atol']:g} + rtol {r['rtol']:g})")
+    if args.stats_json:
+        from ..util import atomic_write_text
+        atomic_write_text(args.stats_json, json.dumps({"layers": stats, "totals": total, "artifact_bytes": size},
+                                                      indent=1, default=str))
+    print(f"wrote {out} ({size:,} bytes) in {time.perf_counter() - t0:.1f} s")
+    return 0
