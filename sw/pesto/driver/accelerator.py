@@ -114,23 +114,21 @@ class Accelerator:
 
     # -- input encoding -------------------------------------------------------------------
     def normalise(self, images) -> np.ndarray:
-        """uint8 images (0..255) or floats in [0, 1], (B, H, W) or (B, C, H, W) -> the network's
-        normalised float32 input (B, C, H, W)."""
+        """uint8 images (0..255) or floats in [0, 1], (B, C, H, W), (C, H, W) or -- for
+        single-channel models -- (B, H, W) -> the network's normalised float32 input."""
+        from ..reference import network
         x = np.asarray(images)
         c, h, w = self.artifact.input_shape
-        if x.ndim == 2 or (x.ndim == 3 and x.shape != (c, h, w) and c == 1):
-            x = x.reshape((-1, 1) + x.shape[-2:]) if x.ndim == 3 else x[None, None]
-        elif x.ndim == 3:
-            x = x[None]
-        if x.ndim != 4 or tuple(x.shape[1:]) != (c, h, w):
-            raise ConfigError(f"images must be (batch, {c}, {h}, {w}) or (batch, {h}, {w}); got {np.shape(images)}")
-        if x.dtype == np.uint8:
-            x = x.astype(np.float32) / 255.0
-        elif not np.issubdtype(x.dtype, np.floating):
+        if c == 1 and x.ndim == 3 and x.shape[0] != 1:
+            x = x[:, None]
+        elif c == 1 and x.ndim == 2:
+            x = x[None, None]
+        if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
             raise ConfigError(f"images must be uint8 (0..255) or float in [0, 1], got {x.dtype}")
-        mean = self.artifact.mean.reshape(1, -1, 1, 1)
-        std = self.artifact.std.reshape(1, -1, 1, 1)
-        return ((x.astype(np.float32) - mean) / std).astype(np.float32)
+        x = network.normalize(self.artifact, x)
+        if tuple(x.shape[1:]) != (c, h, w):
+            raise ConfigError(f"images must be {c}x{h}x{w}, got {tuple(np.shape(images))}")
+        return x
 
     # -- running --------------------------------------------------------------------------
     def _conv(self, x: np.ndarray, layer: TernaryConv) -> np.ndarray:
@@ -141,13 +139,13 @@ class Accelerator:
             rec.stats.extend(stats)
         return y
 
-    def execute(self, images, trace: dict | None = None) -> np.ndarray:
-        """Logits (B, classes) of ``images`` (see ``normalise``). Per-layer counters of this call
-        land in ``records``; ``trace`` (a dict) receives every node's output if given."""
+    def execute(self, images, trace: bool = False):
+        """Logits (B, classes) float32 of ``images`` (see ``normalise``); with trace=True also
+        {node name: output} of every node. Per-layer counters of this call land in ``records``."""
         from ..reference import network
         self.records = {}
         x = self.normalise(images)
-        return network.run(self.artifact, x, conv=self._conv, trace=trace)
+        return network.run(self.artifact, x, conv=self._conv, trace=trace, normalized=True)
 
     def classify(self, images) -> np.ndarray:
         return np.argmax(self.execute(images), axis=1)
@@ -207,52 +205,45 @@ class Accelerator:
         return result
 
     def profile(self, images) -> list[dict]:
-        """Per accelerated layer, on ``images`` (keep it to one or two): cycles with group
-        skipping and without (the dense-ternary baseline, same engine), the measured and ideal
-        speedup. Both runs must give the same outputs; hardware backends only."""
+        """Per accelerated layer, on the network's real activations for ``images`` (keep it to one
+        or two): cycles with group skipping and without (the dense-ternary baseline on the same
+        engine), measured, ideal and efficiency, PE utilisation -- pesto.sim.measure.measure_layer
+        on every layer, each run checked bit for bit against the reference. Several images give
+        the per-image mean. Hardware backends only."""
         if not self.has_counters:
             raise ConfigError(f"backend {self.backend.name!r} has no cycle counters; profile on 'sim' or 'pynq'")
+        from ..reference import run_conv
+        from ..sim.measure import measure_layer
+        from .protocol import check_fits
         rows = []
-        skip_before = self.skip
 
-        def both(x, layer):
-            # each a standalone run with its weights streamed in, as the seed measured them
-            y_skip, s_skip = self.backend.conv(x, layer, skip=True, reuse_weights=False)
-            y_dense, s_dense = self.backend.conv(x, layer, skip=False, reuse_weights=False)
-            if not np.array_equal(y_skip, y_dense):
-                from ..errors import HardwareError
-                raise HardwareError(f"layer {layer.name!r}: outputs differ with skipping on and off")
-            rows.append(_profile_row(layer, x.shape, s_skip, s_dense, self.clock_mhz))
-            return y_skip
+        def measured(x, layer):
+            check_fits(layer, x.shape[2], x.shape[3], self.backend.hw)
+            per_image = [measure_layer(self.backend.bus, layer, img, self.backend.hw, clock_mhz=self.clock_mhz,
+                                       timeout_s=self.backend.timeout_s) for img in x]
+            rows.append(_mean_row(per_image))
+            return run_conv(x, layer)  # == what the engine produced: measure_layer checked it
 
-        conv, self._conv = self._conv, both
+        conv, self._conv = self._conv, measured
         try:
             self.execute(images)
         finally:
-            self._conv, self.skip = conv, skip_before
+            self._conv = conv
+        for r in rows:
+            r["us_skip"] = r["cycles_skip"] / self.clock_mhz
+            r["us_dense"] = r["cycles_dense"] / self.clock_mhz
         return rows
 
 
-def _profile_row(layer: TernaryConv, shape, s_skip: list[LayerStats], s_dense: list[LayerStats],
-                 clock_mhz: float) -> dict:
-    b, _, h, w = shape
-    n = layer.out_channels
-    g = layer.groups
-    ideal = (n * g) / max(layer.nnz_groups, 1)
-    skip_c = sum(s.compute_cycles for s in s_skip) / b
-    dense_c = sum(s.compute_cycles for s in s_dense) / b
-    skip_t = sum(s.cycles for s in s_skip) / b
-    dense_t = sum(s.cycles for s in s_dense) / b
-    speedup = dense_c / skip_c if skip_c else float("inf")
-    return {
-        "layer": layer.name, "shape": list(layer.codes.shape), "input_hw": [h, w], "stride": layer.stride,
-        "groups": n * g, "nnz_groups": layer.nnz_groups,
-        "compute_cycles_skip": skip_c, "compute_cycles_dense": dense_c,
-        "cycles_skip": skip_t, "cycles_dense": dense_t,
-        "speedup": speedup, "speedup_total": dense_t / skip_t if skip_t else float("inf"),
-        "speedup_ideal": ideal, "efficiency": speedup / ideal,
-        "us_skip": skip_t / clock_mhz, "us_dense": dense_t / clock_mhz,
-    }
+def _mean_row(rows: list[dict]) -> dict:
+    """Numeric fields averaged over images, the rest from the first."""
+    out = dict(rows[0])
+    for k, v in out.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and len(rows) > 1:
+            out[k] = sum(r[k] for r in rows) / len(rows)
+    out["input_hw"] = out["input"][1:]
+    out["images"] = len(rows)
+    return out
 
 
 class _Stopwatch:

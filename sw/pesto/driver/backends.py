@@ -30,7 +30,7 @@ class Backend:
              ) -> tuple[np.ndarray, list[LayerStats] | None]:
         """int16 x (B, C, H, W) -> int16 (B, N, Ho, Wo) and per-image counters (None: no hardware).
 
-        reuse_weights=False streams the weights in again even when the engine holds them."""
+        reuse_weights=False streams the weights in for every image, not once per call."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -56,8 +56,10 @@ class BusBackend(Backend):
     """An accelerator reached through a ``Bus``: the board and the simulation alike.
 
     Checks ID/VERSION on connect (``protocol.check_identity``), reads the build's HWCFG,
-    refuses layers that do not fit it before touching the hardware, and keeps a layer's
-    weights on the engine between images (MODE.LOAD_WEIGHTS=0) while the same layer runs.
+    refuses layers that do not fit it before touching the hardware, and streams a layer's
+    weights once per batch: the following images of the same call reuse them
+    (MODE.LOAD_WEIGHTS=0). Across calls the weights are always sent again, so nothing else
+    that drives the same bus in between can leave stale weights behind.
     """
 
     def __init__(self, bus: Bus, name: str, timeout_s: float = 10.0, reuse_weights: bool = True):
@@ -66,21 +68,18 @@ class BusBackend(Backend):
         self.timeout_s = timeout_s
         self.reuse_weights = reuse_weights
         self.hw = protocol.check_identity(bus)
-        self._loaded: int | None = None   # id() of the layer whose weights sit on the engine
         self.bus_seconds = 0.0            # wall time spent inside run_layer (register + DMA traffic)
 
     def conv(self, x, layer, skip=True, reuse_weights=True):
         x = _int16_batch(x, layer)
         protocol.check_fits(layer, x.shape[2], x.shape[3], self.hw)
         outs, stats = [], []
-        for img in x:
-            load = not (reuse_weights and self.reuse_weights and self._loaded == id(layer))
-            self._loaded = None  # unknown until this run succeeds
+        for i, img in enumerate(x):
+            load = i == 0 or not (reuse_weights and self.reuse_weights)
             t0 = time.perf_counter()
             y, s = protocol.run_layer(self.bus, layer, img, self.hw, skip=skip, load_weights=load,
                                       timeout_s=self.timeout_s)
             self.bus_seconds += time.perf_counter() - t0
-            self._loaded = id(layer)
             outs.append(y)
             stats.append(s)
         return np.stack(outs), stats

@@ -1,0 +1,1 @@
+"""`pesto bench`: speedup benchmarks of the accelerator (docs/benchmarks.md)."""

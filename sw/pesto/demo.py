@@ -1,0 +1,169 @@
+"""`pesto demo`: the whole flow on the embedded model, in a few minutes on a laptop CPU.
+
+  1. load the trained, compressed ResNet-20 for Fashion-MNIST shipped in sw/pesto/assets/
+  2. export it to the accelerator artifact (packed codes of non-zero groups + group indexer)
+  3. accuracy: the float model vs the integer pipeline (pesto.reference) on test images
+  4. a few test images through the accelerator RTL in simulation (driver backend "sim"),
+     checked bit for bit against the integer reference
+  5. per-layer cycles with group skipping on and off, on the same simulated engine, and the
+     end-to-end time per image at the fabric clock
+
+Everything lands in --out (default runs/demo/): demo.json (all figures), layers.csv, the
+artifact, and speedup.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CheckpointError
+
+EMBEDDED = "resnet20_fmnist_wpc.pt"
+REMAKE = "pesto train --recipe fmnist-demo (see docs/training.md)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help=f"a `pesto train` checkpoint (default: the embedded {EMBEDDED})")
+    parser.add_argument("--images", type=int, default=1000,
+                        help="test images for the accuracy comparison (default 1000; 10000 = the full set)")
+    parser.add_argument("--sim-images", type=int, default=3,
+                        help="test images through the simulated accelerator (default 3; 0 skips the RTL)")
+    parser.add_argument("--profile-images", type=int, default=1,
+                        help="images for the per-layer skip on/off cycle profile (default 1)")
+    parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
+    parser.add_argument("--clock-mhz", type=float, default=100.0, help="fabric clock for time figures (default 100)")
+    parser.add_argument("--data-root", default=None, help="folder with Fashion-MNIST (default: system paths)")
+
+
+def embedded_checkpoint() -> Path:
+    path = Path(str(resources.files("pesto").joinpath("assets", EMBEDDED)))
+    if not path.is_file():
+        raise CheckpointError(f"the embedded model {path} is missing; remake it with `{REMAKE}` "
+                              f"or pass --checkpoint")
+    return path
+
+
+class Steps:
+    """Numbered progress lines with the time each step took."""
+
+    def __init__(self, total: int):
+        self.total, self.i, self.t0 = total, 0, time.monotonic()
+
+    def __call__(self, what: str) -> None:
+        self.i += 1
+        print(f"\n[{self.i}/{self.total}] {what}  (t = {time.monotonic() - self.t0:.0f} s)", flush=True)
+
+
+def float_accuracy(model, artifact, images: np.ndarray, labels: np.ndarray, batch: int = 500) -> float:
+    """Top-1 of the float PyTorch model, normalised exactly as the integer pipeline is."""
+    import torch
+    from .reference.network import normalize
+    from tqdm import tqdm
+    correct = 0
+    with torch.no_grad():
+        for i in tqdm(range(0, len(images), batch), desc="float model", unit="batch", file=sys.stderr):
+            x = torch.from_numpy(normalize(artifact, images[i:i + batch]))
+            correct += int((model(x).argmax(1).numpy() == labels[i:i + batch]).sum())
+    return correct / len(images)
+
+
+def run(args) -> int:
+    import torch
+    from . import artifact as artifact_mod
+    from .bench import report
+    from .bench.cli import ARTIFACT_COLUMNS, profile_artifact
+    from .data import load_splits
+    from .driver import Accelerator
+    from .export import export_model, load_model
+    from .reference import network
+
+    use_sim = args.sim_images > 0
+    step = Steps(5 if use_sim else 3)
+    out = Path(args.out)
+    result: dict = {"command": "pesto demo " + " ".join(sys.argv[2:]), "clock_mhz": args.clock_mhz}
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+
+    step("loading the embedded compressed ResNet-20 and Fashion-MNIST")
+    ckpt = args.checkpoint or embedded_checkpoint()
+    model, info = load_model(str(ckpt))
+    train, test = load_splits("fashion-mnist", root=args.data_root, augment=False)
+    n = min(args.images, len(test))
+    images, labels = test.images[:n].numpy(), test.labels[:n].numpy()
+    print(f"checkpoint {ckpt} ({info['name']}, mode {info['mode']}); {n} test images")
+    result["checkpoint"] = str(ckpt)
+
+    step("exporting to the accelerator artifact")
+    art = export_model(str(ckpt), calib_images=train.images[:512].numpy(), progress=True)
+    art_path = artifact_mod.save(art, out / "resnet20_fmnist.pesto")
+    t = art.totals()
+    size = Path(art_path).stat().st_size
+    float_bytes = 4 * t["weights"]
+    result["compression"] = {**t, "artifact_bytes": size, "float32_weight_bytes": float_bytes,
+                             "artifact_path": str(art_path)}
+    print(f"{t['layers']} accelerated layers, {t['weights']} ternary weights: group sparsity "
+          f"{100 * t['group_sparsity']:.1f} %, overall sparsity {100 * t['sparsity']:.1f} %, "
+          f"compression {t['compression']:.1f}x (eq 2.8), ideal skip speedup {t['speedup_ideal']:.2f}x")
+    print(f"artifact {art_path}: {size / 1024:.1f} KiB (float32 weights of those layers: {float_bytes / 1024:.1f} KiB)")
+
+    step(f"accuracy on {n} test images: float model vs integer pipeline (pesto.reference)")
+    acc_float = float_accuracy(model, art, images, labels)
+    pred = network.predict(art, images, progress=True)
+    acc_int = float((pred == labels).mean())
+    result["accuracy"] = {"images": n, "float": acc_float, "integer": acc_int, "delta_points": 100 * (acc_int - acc_float)}
+    print(f"float {100 * acc_float:.2f} %   integer pipeline {100 * acc_int:.2f} %   "
+          f"({100 * (acc_int - acc_float):+.2f} points)")
+
+    if use_sim:
+        step(f"{args.sim_images} test images through the accelerator RTL ({args.simulator}) vs the reference")
+        print("starting the simulation (builds the RTL on first use)...", flush=True)
+        with Accelerator(art, backend="sim", simulator=args.simulator, clock_mhz=args.clock_mhz) as acc:
+            print(acc)
+            k = args.sim_images
+            ref_logits = network.run(art, images[:k])
+            tp = acc.throughput_test(images[:k])
+            sim_logits = acc.execute(images[:k])
+            exact = bool(np.array_equal(sim_logits, ref_logits))
+            pred_sim = sim_logits.argmax(1)
+            result["simulation"] = {"images": k, "bit_exact_vs_reference": exact,
+                                    "predictions": pred_sim.tolist(), "labels": labels[:k].tolist(),
+                                    "throughput_test": tp}
+            print(f"logits bit-exact vs the integer reference: {'yes' if exact else 'NO'}; predicted "
+                  f"{pred_sim.tolist()}, labels {labels[:k].tolist()}")
+            print(f"accelerator time per image: {tp['hw_cycles_per_image']:.0f} cycles = "
+                  f"{tp['hw_us_per_image']:.1f} us at {args.clock_mhz:g} MHz (weights streamed per layer)")
+
+            step("per-layer cycles, group skipping on vs off (dense ternary), same engine")
+            prof = profile_artifact(acc, images[:args.profile_images], args.clock_mhz)
+        rows, e = prof["rows"], prof["end_to_end"]
+        result["layers"], result["end_to_end"] = rows, e
+        print(report.table(rows, ARTIFACT_COLUMNS))
+        print(f"end to end, {e['layers']} accelerated layers per image: {e['cycles_dense']:.0f} -> "
+              f"{e['cycles_skip']:.0f} cycles ({e['us_per_image_dense']:.1f} -> {e['us_per_image_skip']:.1f} us "
+              f"at {args.clock_mhz:g} MHz): {e['speedup']:.2f}x, compute only {e['speedup_compute']:.2f}x; "
+              f"ideal {t['speedup_ideal']:.2f}x")
+        report.write_results(out, "layers", rows, {"end_to_end": e}, report.table(rows, ARTIFACT_COLUMNS))
+        report.plot_speedups(rows, out / "speedup.png", "ResNet-20 / Fashion-MNIST: per-layer speedup of group skipping")
+        if not exact:
+            from .errors import HardwareError
+            _write(out, result)
+            raise HardwareError("the simulated accelerator disagrees with the integer reference (see demo.json)")
+
+    _write(out, result)
+    print(f"\nwrote {out}/demo.json" + (f", {out}/layers.csv, {out}/speedup.png" if use_sim else "") +
+          f", {art_path}")
+    return 0
+
+
+def _write(out: Path, result: dict) -> None:
+    from .bench.report import json_safe
+    from .util import atomic_write_text
+    atomic_write_text(out / "demo.json", json.dumps(json_safe(result), indent=2) + "\n")
