@@ -29,10 +29,12 @@ def ternary_threshold(w: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def ternarize(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(codes int8 in {-1,0,+1}, alpha scalar tensor) of a latent weight (eq 2.1-2.2)."""
-    delta = ternary_threshold(w)
-    mask = w.abs() > delta
+    a = w.abs()
+    mask = a > DELTA_RATIO * a.max()
     codes = (torch.sign(w) * mask).to(torch.int8)
-    alpha = w.abs()[mask].mean() if bool(mask.any()) else w.new_zeros(())
+    # mean over the mask as sum / count: no boolean indexing, no host sync (runs every forward)
+    count = mask.sum()
+    alpha = (a * mask).sum() / count.clamp(min=1)
     return codes, alpha
 
 

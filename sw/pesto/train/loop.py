@@ -117,7 +117,7 @@ def train_step(model: nn.Module, reg: Regularizer, opt: torch.optim.Optimizer, x
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return float(ce), float(pen) if pen is not None else 0.0, int((out.argmax(1) == y).sum())
+    return float(ce.detach()), float(pen.detach()) if pen is not None else 0.0, int((out.argmax(1) == y).sum())
 
 
 @torch.no_grad()
@@ -231,11 +231,10 @@ def train(cfg: TrainConfig) -> dict:
             m = metrics.model_metrics(model, layers)
             entry = _history_entry(epoch + 1, cfg, lr, sums, steps, seen, test, time.perf_counter() - t0, m, reg)
             history.append(entry)
-            if cfg.progress:
-                tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  lr {lr:.3g}  loss {entry['train_loss']:.4f}  "
-                           f"test acc {test[1]:.2f}%  sparsity {100 * m['overall_sparsity']:.1f}%  "
-                           f"group sparsity {100 * m['group_sparsity']:.1f}%  "
-                           f"comp {m['compression_rate']:.1f}x  ({entry['time_s']:.0f} s)")
+            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  lr {lr:.3g}  loss {entry['train_loss']:.4f}  "
+                       f"test acc {test[1]:.2f}%  sparsity {100 * m['overall_sparsity']:.1f}%  "
+                       f"group sparsity {100 * m['group_sparsity']:.1f}%  "
+                       f"comp {m['compression_rate']:.1f}x  ({entry['time_s']:.0f} s)")
             fields_ = dict(model_cfg=model_cfg, quant=cfg.quant,
                            data={"dataset": cfg.dataset, "mean": info.mean, "std": info.std},
                            epoch=epoch + 1, optimizer=opt,
