@@ -132,7 +132,7 @@ class ImageFolderDataset(Dataset):
             a = a[:, :, None]
         if a.dtype != np.uint8 or a.ndim != 3:
             raise DatasetError(f"{path}: expected an HxWxC uint8 image, got {a.dtype} {a.shape}")
-        return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float().div_(255.0)
+        return torch.from_numpy(np.array(a, copy=True)).permute(2, 0, 1).float().div_(255.0)
 
     def __getitem__(self, i: int):
         path, label = self.samples[i]

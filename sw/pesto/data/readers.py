@@ -81,18 +81,20 @@ def read_fashion_mnist(folder: str | os.PathLike, split: str) -> tuple[np.ndarra
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Builds plain containers and numpy arrays, nothing else."""
+    """Builds plain containers, bytes and numpy arrays, nothing else."""
 
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar")}
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays are allowed")
+        import codecs
         import numpy._core.multiarray as ma
+        # _codecs.encode: how Python 3 pickles bytes at protocol 2 (str -> bytes, no side effects)
         return {"_reconstruct": ma._reconstruct, "ndarray": np.ndarray, "dtype": np.dtype,
-                "scalar": ma.scalar}[name]
+                "scalar": ma.scalar, "encode": codecs.encode}[name]
 
 
 def safe_unpickle(data: bytes):
