@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import numerics
-from ..errors import ConfigError
+from ..errors import ConfigError, HardwareError
 from ..ir import TernaryConv
 from .backends import Backend, BusBackend, RefBackend
 from .protocol import LayerStats
@@ -67,9 +67,13 @@ def open_backend(backend: str | Backend, *, sim=None, simulator: str = "verilato
             b.close = lambda: None  # the caller's simulator outlives this driver
         return b
     if backend == "pynq":
-        from . import pynq_backend  # needs the pynq package (the board image)
         if overlay is None:
             raise ConfigError("backend 'pynq' needs overlay=: a pynq.Overlay or the path of the pesto .bit")
+        try:
+            from . import pynq_backend
+        except ImportError as e:
+            raise HardwareError(f"backend 'pynq' needs the pynq package, which comes with the PYNQ board "
+                                f"image ({e}); off the board use backend='sim'") from e
         return BusBackend(pynq_backend.open_bus(overlay), "pynq", timeout_s=timeout_s)
     raise ConfigError(f"unknown backend {backend!r}; use one of {BACKENDS}")
 

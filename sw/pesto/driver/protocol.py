@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import HardwareError, UnsupportedLayerError
 from ..hwspec import REGMAP, HwConfig, input_stream, layer_registers, output_words, unpack_outputs
-from ..hwspec.protocol import channels_per_group
+from ..hwspec.protocol import channels_per_group, words_per_group
 from ..ir import TernaryConv
 
 
@@ -60,13 +60,15 @@ def check_fits(layer: TernaryConv, h: int, w: int, hw: HwConfig) -> None:
     cpg = channels_per_group(layer.cg, hw.lanes)
     g_hw = -(-layer.in_channels // cpg)
     nnz = int(layer_registers(layer, h, w, hw.lanes)["NNZ"])
-    limits = [
+    wgt_depth = 1 << hw.log2_wgt_depth
+    limits = [  # (what, needed, available, the HWCFG field that sets it) -- docs/rtl.md
         ("kernel side", max(kh, kw), hw.max_k, "MAX_K"),
         ("output channels", layer.out_channels, 1 << hw.log2_max_n, "LOG2_MAX_N"),
         ("output pixels", ho * wo, 1 << hw.log2_max_pix, "LOG2_MAX_PIX"),
         ("activation words (groups x H x W)", g_hw * h * w, 1 << hw.log2_act_depth, "LOG2_ACT_DEPTH"),
-        ("weight group words (non-zero groups x Kh x Kw)", nnz * kh * kw, 1 << hw.log2_wgt_depth,
-         "LOG2_WGT_DEPTH"),
+        ("weight words (non-zero groups x words per group)", nnz * words_per_group(layer.kernel, hw.lanes),
+         wgt_depth, "LOG2_WGT_DEPTH"),
+        ("groups N x G", layer.out_channels * g_hw, wgt_depth, "LOG2_WGT_DEPTH"),
     ]
     over = [f"{what} {need} > {have} ({field})" for what, need, have, field in limits if need > have]
     if over:

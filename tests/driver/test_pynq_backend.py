@@ -1,0 +1,109 @@
+"""The pynq backend against the real pynq 4.0.0 package, on a board made of the RTL simulation.
+
+pynq pins numpy 1.26, so this runs it in a side venv (pynq_venv.py, built once under build/):
+pynq_board.py there drives our PestoAccelIP (a pynq DefaultIP bound by VLNV), pynq's MMIO,
+pynq.allocate buffers and pynq's own AXI DMA driver. Register accesses of the accelerator and
+the DMA's stream round trip come back over a socket to this process, which serves them with
+the session's SimAccelerator. Results must equal the reference backend bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pesto.driver import Accelerator
+from pesto.errors import HardwareError
+from pesto.sim import wire
+
+pytestmark = [pytest.mark.sim, pytest.mark.xdist_group("driver-sim")]
+
+HERE = Path(__file__).parent
+ROOT = HERE.parents[1]
+
+
+def serve(sock: socket.socket, bus, proc: subprocess.Popen) -> int:
+    """Answer the board's register and stream requests with ``bus`` until it hangs up."""
+    served = 0
+    while True:
+        try:
+            header, payload = wire.recv(sock)
+        except (wire.WireClosed, OSError):
+            return served
+        op, reply, data = header["op"], {"ok": True}, b""
+        if op == "read":
+            reply["value"] = bus.read(header["offset"])
+        elif op == "write":
+            bus.write(header["offset"], header["value"])
+        elif op == "transfer":
+            words = np.frombuffer(payload, "<u8")
+            try:
+                data = bus.transfer(words, header["n_out"], timeout_s=60).astype("<u8").tobytes()
+            except HardwareError as e:
+                reply.update(failed=True, message=str(e))
+        else:
+            reply = {"ok": False, "message": f"unknown op {op}"}
+        wire.send(sock, reply, data)
+        served += 1
+
+
+@pytest.fixture(scope="module")
+def board_run(sim, artifact_path, art, fmnist, tmp_path_factory):
+    from pynq_venv import pynq_python
+    python = pynq_python()
+    job = tmp_path_factory.mktemp("pynq-job")
+    layers = [art.layers[0], art.layers[-1]]
+    rng = np.random.default_rng(0)
+    for layer in layers:
+        np.save(job / f"layer_{layer.name}.npy",
+                rng.integers(-3000, 3000, size=(2, layer.in_channels, 8, 8)).astype(np.int16))
+    np.save(job / "images.npy", fmnist[0][:1])
+    (job / "job.json").write_text(json.dumps({"artifact": str(artifact_path), "timeout_s": 2.0,
+                                              "layers": [layer.name for layer in layers]}))
+    ours, theirs = socket.socketpair()
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "sw"), XILINX_XRT="/nonexistent")
+    proc = subprocess.Popen([str(python), str(HERE / "pynq_board.py"), str(theirs.fileno()), str(job)],
+                            pass_fds=[theirs.fileno()], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    theirs.close()
+    try:
+        served = serve(ours, sim, proc)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        ours.close()
+        if proc.poll() is None:
+            proc.kill()
+    sim.reset()  # the lost-output case leaves nothing behind for the next test
+    assert proc.returncode == 0, out.decode(errors="replace")[-4000:]
+    return json.loads((job / "results.json").read_text()), dict(np.load(job / "out.npz")), job, layers, served
+
+
+def test_real_pynq_package(board_run):
+    results, *_ = board_run
+    assert results["pynq_version"] == "4.0.0" and results["numpy_version"].startswith("1.26")
+    assert results["bound"], "PestoAccelIP is not registered with pynq for the accelerator's VLNV"
+
+
+def test_layers_and_network_bit_exact(board_run, art, fmnist):
+    results, out, job, layers, served = board_run
+    ref = Accelerator(art, backend="ref")
+    for layer in layers:
+        x = np.load(job / f"layer_{layer.name}.npy")
+        assert np.array_equal(out[f"layer_{layer.name}"], ref.run_layer(layer.name, x)), layer.name
+        assert (out[f"cycles_{layer.name}"] > 0).all()
+    assert np.array_equal(out["logits"], ref.execute(fmnist[0][:1]))
+    assert set(results["records"]) == {layer.name for layer in art.layers}
+    assert served > 100
+
+
+def test_board_errors_are_clear(board_run):
+    errors = board_run[0]["errors"]
+    assert errors["other_ip"].startswith("HardwareError") and "not a pesto accelerator" in errors["other_ip"]
+    assert errors["no_dma"].startswith("HardwareError") and "no AXI DMA" in errors["no_dma"]
+    assert errors["no_accel"].startswith("HardwareError") and "no pesto accelerator" in errors["no_accel"]
+    assert errors["dead_engine"].startswith("HardwareError") and "timed out" in errors["dead_engine"]
