@@ -16,6 +16,7 @@ File format (text, one case after another; the testbench runs them in order)::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -65,7 +66,8 @@ def layer_case(layer: TernaryConv, x: np.ndarray, lanes: int = 16, skip: bool = 
     regs = layer_registers(layer, h, w, lanes, skip=skip, load_weights=load_weights)
     expected = pack_outputs(run_conv(x, layer))
     groups = regs["NNZ"] if skip else regs["N"] * regs["G"]
-    return VectorCase(name or f"{layer.name}_{'skip' if skip else 'dense'}", regs,
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", name or f"{layer.name}_{'skip' if skip else 'dense'}")
+    return VectorCase(name, regs,
                       input_stream(layer, x, lanes, load_weights), expected, groups=groups,
                       meta={"layer": layer.name, "shape": [int(v) for v in x.shape], "skip": skip,
                             "n": layer.out_channels, "out_hw": list(layer.out_hw(h, w))})

@@ -1,0 +1,65 @@
+"""`pesto hls`: render the HLS project of an artifact (or of layer configurations), optionally
+C-simulate it right away with g++.
+
+    pesto hls model.pesto -o build/hls               # every accelerated layer of the artifact
+    pesto hls --layer table7 -o build/hls --csim     # the three table 7 layers, then g++ C-sim
+    pesto hls --layer '{"out_channels": 32, "in_channels": 16, "in_h": 16, "in_w": 16}' -o DIR
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import ConfigError
+from .render import HLS_DEFAULT, TOOL_VERSIONS, fit_hw, render_project
+
+
+def configure(p):
+    p.add_argument("artifact", nargs="?", type=Path, help="exported artifact (pesto export-to-fpga)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="project folder to write")
+    p.add_argument("--layer", action="append", default=[], metavar="SPEC",
+                   help="layer configuration instead of (or besides) an artifact: table7, table7:stage2, "
+                        "a JSON file or inline JSON (keys: out_channels, in_channels, in_h, in_w, kernel, "
+                        "stride, padding, cg, nnz_groups | group_sparsity, relu, seed)")
+    p.add_argument("--images", type=int, default=1, help="artifact images whose layer inputs become test vectors")
+    p.add_argument("--lanes", type=int, default=HLS_DEFAULT.lanes, help="channels per PE group word")
+    p.add_argument("--num-pe", type=int, default=HLS_DEFAULT.num_pe, help="parallel PEs (output pixels)")
+    p.add_argument("--no-dense", action="store_true", help="test vectors with group skipping only")
+    p.add_argument("--seed", type=int, default=0, help="seed of synthetic layers and random images")
+    p.add_argument("--csim", action="store_true", help="then build with g++ and run the C testbench here")
+
+
+def run(args) -> int:
+    from . import sources
+
+    if args.artifact is None and not args.layer:
+        raise ConfigError("give an artifact (pesto hls MODEL.pesto -o DIR) or at least one --layer")
+    if args.images < 1:
+        raise ConfigError("--images must be at least 1")
+    base = replace(HLS_DEFAULT, lanes=args.lanes, num_pe=args.num_pe)
+    works = []
+    if args.artifact is not None:
+        works.append(sources.from_artifact(args.artifact, base.lanes, args.images, not args.no_dense, args.seed))
+    if args.layer:
+        works.append(sources.from_specs(args.layer, base.lanes, not args.no_dense, args.seed))
+    shapes = [s for w in works for s in w.shapes]
+    cases = [c for w in works for c in w.cases]
+    hw = fit_hw(shapes, base)
+    out = render_project(args.output, cases, hw, source="; ".join(w.source for w in works),
+                         layers=[d for w in works for d in w.layers])
+    print(f"wrote {out}: Vitis HLS {TOOL_VERSIONS['vitis_hls']} project, {len(shapes)} layers, {len(cases)} test "
+          f"cases; LANES={hw.lanes} NUM_PE={hw.num_pe} log2 depths act={hw.log2_act_depth} "
+          f"wgt={hw.log2_wgt_depth} N={hw.log2_max_n} pix={hw.log2_max_pix}")
+    print(f"  run it: cd {out} && vitis_hls -f run_hls.tcl")
+    if not args.csim:
+        return 0
+    from .csim import compile_tb, run_tb
+
+    binary = compile_tb(out)
+    result = run_tb(binary.resolve(), cwd=out)
+    for name, r in result.cases.items():
+        print(f"  {'PASS' if r.passed else 'FAIL'} {name}: status={r.status} groups={r.groups} "
+              f"compute_cycles={r.compute_cycles} (modelled)")
+    print(f"C simulation (g++): {result.passed} passed, {result.failed} failed")
+    return 0 if result.failed == 0 else 1
