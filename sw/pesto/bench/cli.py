@@ -111,9 +111,6 @@ def run_sweep(args, backend) -> dict:
     from ..sim import measure
     shapes = [parse_shape(s) for s in args.shapes] if args.shapes else \
         [(t.channels, t.channels, 3, 3) for t in measure.TABLE7]
-    bad = [s for s in args.sparsity if not 0.0 <= s < 1.0]
-    if bad:
-        raise ConfigError(f"--sparsity {bad}: group sparsities must lie in [0, 1)")
     step = _progress(len(shapes) * len(args.sparsity), "sweep")
     rows = []
     for n, c, k, _ in shapes:
@@ -190,9 +187,24 @@ def run_artifact(args, backend) -> dict:
             "meta": {"end_to_end": e, "artifact": str(args.artifact)}}
 
 
+def validate(args) -> None:
+    """Refuse bad options before the simulator starts."""
+    if args.bench == "sweep":
+        for s in args.shapes or []:
+            parse_shape(s)
+        bad = [s for s in args.sparsity if not 0.0 <= s < 1.0]
+        if bad:
+            raise ConfigError(f"--sparsity {bad}: group sparsities must lie in [0, 1)")
+    if args.bench == "artifact" and not args.artifact.is_file():
+        raise ConfigError(f"artifact {args.artifact} not found; write one with `pesto export-to-fpga`")
+    if args.clock_mhz <= 0:
+        raise ConfigError(f"--clock-mhz must be positive, got {args.clock_mhz}")
+
+
 def run(args) -> int:
     from . import report
     runner = {"table7": run_table7, "sweep": run_sweep, "artifact": run_artifact}[args.bench]
+    validate(args)
     backend = _open_sim(args)
     try:
         res = runner(args, backend)
