@@ -4,7 +4,7 @@ The testbench reads its vectors from files, so one binary runs every case."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from pesto.hwspec import unpack_outputs
 from pesto.reference import run_conv
 
 # Big enough for every case of tests/hls (ResNet-20 on 28x28, table 7, the random sweep).
-TEST_HW = replace(HLS_DEFAULT, log2_max_n=8)
+TEST_HW = HLS_DEFAULT
 
 
 @dataclass

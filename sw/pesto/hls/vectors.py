@@ -101,13 +101,15 @@ def error_cases(layer: TernaryConv, x: np.ndarray, lanes: int = 16) -> list[Vect
     bad = beats.copy()
     bad[first_code] = (bad[first_code] & ~np.uint64(3)) | np.uint64(2)
     cases.append(replace(good, name="bad_code", beats=bad, status=ERR["BAD_CODE"], **fail))
-    # CONFIG is refused before the stream is touched: every beat stays unread.
-    cases.append(replace(good, name="config_no_channels", writes={**regs, "N": 0},
-                         status=ERR["CONFIG"], unread=n_words, **fail))
+    # CONFIG: the input is dropped through TLAST, as for the other errors.
+    cases.append(replace(good, name="config_no_channels", writes={**regs, "N": 0}, status=ERR["CONFIG"], **fail))
     cases.append(replace(good, name="config_out_h", writes={**regs, "OUT_H": regs["OUT_H"] + 1},
-                         status=ERR["CONFIG"], unread=n_words, **fail))
-    cases.append(replace(reuse, name="reuse_after_failed_load", status=ERR["CONFIG"],
-                         unread=len(reuse.beats), **fail))
+                         status=ERR["CONFIG"], **fail))
+    cases.append(replace(reuse, name="reuse_after_failed_load", status=ERR["CONFIG"], **fail))
+    # The identity probe: a run with N=0 and a single beat (TLAST) fails with CONFIG but leaves
+    # ID/VERSION/HWCFG readable, which an HLS engine's output registers are not before a run.
+    cases.append(VectorCase("identity_probe", {**regs, "N": 0}, np.zeros(1, dtype=np.uint64),
+                            np.zeros(0, dtype=np.uint64), status=ERR["CONFIG"], groups=0))
     cases.append(replace(good, name="good_again"))
     return cases
 
