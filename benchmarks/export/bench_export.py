@@ -1,0 +1,172 @@
+"""Export benchmark: export time and artifact size for ResNet-20 and ResNet-18, the size against
+eq 2.8's compression (codes only) with the overhead itemised, and the float vs integer accuracy
+of the embedded ResNet-20 on the full Fashion-MNIST test set.
+
+    python benchmarks/export/bench_export.py                 # everything (~10 min on 2 cores)
+    python benchmarks/export/bench_export.py --test-images 1000 --skip-resnet18   # quicker
+
+Writes benchmarks/export/results/export.json and export.md (commit them with the command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pesto import artifact as A
+from pesto.data import load_splits
+from pesto.export import UntrainedWarning, export_model, load_model
+from pesto.models import build_model
+from pesto.quant import latent_weight, ternarize_model, ternary_layers
+from pesto.reference.network import normalize, predict
+from pesto.train.checkpoint import default_checkpoint_path
+
+OUT = Path(__file__).resolve().parent / "results"
+
+
+def size_breakdown(art: A.Artifact, nbytes: int) -> dict:
+    """Where the artifact's bytes go, and eq 2.8's ideal for the ternary weights."""
+    t = art.totals()
+    stages = sum(l.out_channels * (2 + 1 + 8) for l in art.layers)       # mult int16, shift u8, bias int64
+    host = sum(a.nbytes for n in art.nodes if n.op != "tconv" for a in n.arrays.values())
+    eq28 = t["weights"] * 32 / t["compression"] / 8
+    return {
+        "artifact_bytes": nbytes, "codes_bytes": t["code_bytes"], "indexer_bytes": t["indexer_bytes"],
+        "output_stage_bytes": stages, "host_layer_bytes": host,
+        "manifest_header_padding_bytes": nbytes - t["code_bytes"] - t["indexer_bytes"] - stages - host,
+        "ternary_weights": t["weights"], "float32_weight_bytes": 4 * t["weights"],
+        "group_sparsity": t["group_sparsity"], "eq28_compression": t["compression"], "eq28_bytes": eq28,
+        "measured_compression_codes_indexers": 4 * t["weights"] / (t["code_bytes"] + t["indexer_bytes"]),
+        "measured_compression_accel_part": 4 * t["weights"] / (t["code_bytes"] + t["indexer_bytes"] + stages),
+        "speedup_ideal": t["speedup_ideal"],
+    }
+
+
+def timed_export(source, images, repeats: int, **kw):
+    times, art = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        art = export_model(source, images, verify=0, **kw)
+        times.append(time.perf_counter() - t0)
+    return art, float(np.median(times)), times
+
+
+def prune_groups(model, fraction: float, seed: int = 0):
+    """Zero a random fraction of each ternary layer's PE groups (a stand-in for WPC training)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, m, cg in ternary_layers(model):
+            w = latent_weight(m)
+            n, c = w.shape[:2]
+            dead = torch.rand(n, -(-c // cg), generator=g) < fraction
+            w[dead.repeat_interleave(cg, 1)[:, :c].view(n, c, 1, 1).expand_as(w)] = 0
+    return model
+
+
+def bench_resnet20(train_x, test_x, test_y, n_test: int, repeats: int, tmp: Path) -> dict:
+    ckpt = default_checkpoint_path()
+    model, info = load_model(str(ckpt))
+    calib = train_x[:256]
+    art, t_med, times = timed_export((model, info), calib, repeats)
+    path = A.save(art, tmp / "resnet20.pesto")
+    t0 = time.perf_counter()
+    A.load(path)
+    t_load = time.perf_counter() - t0
+    res = {"model": "resnet20 (embedded, trained WPC)", "checkpoint": str(ckpt.name), "input": "1x28x28",
+           "calibration_images": len(calib), "export_seconds_median": t_med, "export_seconds": times,
+           "load_seconds": t_load, **size_breakdown(art, path.stat().st_size), "layers": art.layer_stats()}
+    x, y = test_x[:n_test], test_y[:n_test]
+    with torch.no_grad():
+        fp = np.concatenate([model(torch.from_numpy(normalize(art, x[i:i + 500]))).argmax(1).numpy()
+                             for i in range(0, len(x), 500)])
+    t0 = time.perf_counter()
+    ip = predict(art, x, batch_size=250, progress=True)
+    res.update({"test_images": int(len(x)), "float_accuracy": float(100 * (fp == y).mean()),
+                "integer_accuracy": float(100 * (ip == y).mean()), "prediction_agreement": float(100 * (fp == ip).mean()),
+                "integer_reference_seconds": time.perf_counter() - t0})
+    res["accuracy_gap_points"] = res["integer_accuracy"] - res["float_accuracy"]
+    return res
+
+
+def bench_resnet18(repeats: int, tmp: Path, group_sparsity: float) -> dict:
+    torch.manual_seed(0)
+    model = ternarize_model(build_model("resnet18", in_channels=3, num_classes=1000, input_size=224), cg=64)
+    prune_groups(model, group_sparsity)
+    calib = np.random.default_rng(0).integers(0, 256, size=(8, 3, 224, 224), dtype=np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UntrainedWarning)
+        art, t_med, times = timed_export(model.eval(), calib, repeats, mean=[0.485, 0.456, 0.406],
+                                         std=[0.229, 0.224, 0.225], num_calibration=8)
+    path = A.save(art, tmp / "resnet18.pesto")
+    return {"model": f"resnet18 (random init, ternarized, Cg=64, {int(100 * group_sparsity)}% of groups zeroed)",
+            "input": "3x224x224", "calibration_images": 8, "export_seconds_median": t_med, "export_seconds": times,
+            **size_breakdown(art, path.stat().st_size), "layers": art.layer_stats()}
+
+
+def markdown(results: dict) -> str:
+    lines = ["# Export benchmark", "", f"Command: `{results['command']}`  ", f"Machine: {results['machine']}  ",
+             f"Date: {results['date']}", "", "## Export time and artifact size", "",
+             "| model | export (s, median) | artifact (B) | codes (B) | indexers (B) | output stages (B) | "
+             "host layers (B) | manifest+header (B) | Gs | eq 2.8 | eq 2.8 size (B) | measured codes+indexers |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results["models"]:
+        lines.append(f"| {r['model']} | {r['export_seconds_median']:.2f} | {r['artifact_bytes']:,} | {r['codes_bytes']:,} | "
+                     f"{r['indexer_bytes']:,} | {r['output_stage_bytes']:,} | {r['host_layer_bytes']:,} | "
+                     f"{r['manifest_header_padding_bytes']:,} | {100 * r['group_sparsity']:.1f}% | "
+                     f"{r['eq28_compression']:.2f}x | {r['eq28_bytes']:,.0f} | "
+                     f"{r['measured_compression_codes_indexers']:.2f}x |")
+    acc = next((r for r in results["models"] if "float_accuracy" in r), None)
+    if acc:
+        lines += ["", "## Float model vs integer pipeline (embedded ResNet-20, Fashion-MNIST test set)", "",
+                  "| images | float top-1 | integer top-1 | gap (points) | same prediction |", "|---|---|---|---|---|",
+                  f"| {acc['test_images']} | {acc['float_accuracy']:.2f}% | {acc['integer_accuracy']:.2f}% | "
+                  f"{acc['accuracy_gap_points']:+.2f} | {acc['prediction_agreement']:.2f}% |"]
+    for r in results["models"]:
+        lines += ["", f"## Per layer: {r['model']}", "",
+                  "| layer | shape | Cg | groups | non-zero | Gs | eq 2.8 | ideal speedup G/G_nz |", "|---|---|---|---|---|---|---|---|"]
+        for s in r["layers"]:
+            lines.append(f"| {s['name']} | {'x'.join(map(str, s['shape']))} | {s['cg']} | {s['groups']} | {s['nnz_groups']} | "
+                         f"{100 * s['group_sparsity']:.1f}% | {s['compression']:.2f}x | {s['speedup_ideal']:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--test-images", type=int, default=10000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--resnet18-group-sparsity", type=float, default=0.25)
+    p.add_argument("--skip-resnet18", action="store_true")
+    p.add_argument("--out", default=str(OUT))
+    args = p.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    import tempfile
+    train, test = load_splits("fashion-mnist", augment=False)
+    models = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        models.append(bench_resnet20(train.images.numpy(), test.images.numpy(), test.labels.numpy(),
+                                     args.test_images, args.repeats, tmp))
+        if not args.skip_resnet18:
+            models.append(bench_resnet18(args.repeats, tmp, args.resnet18_group_sparsity))
+    results = {"command": "python benchmarks/export/bench_export.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {platform.python_version()}",
+               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "models": models}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from pesto.util import atomic_write_text
+    atomic_write_text(out / "export.json", json.dumps(results, indent=1, default=float))
+    atomic_write_text(out / "export.md", markdown(results))
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
