@@ -23,6 +23,8 @@ from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFra
 from pesto.driver.protocol import LayerStats
 from pesto.hwspec import REGMAP, HwConfig, input_stream, layer_registers, unpack_outputs
 from pesto.ir import TernaryConv
+from pesto.numerics import SHIFT_MAX
+from pesto.reference.layer import conv_accumulate
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -60,6 +62,18 @@ def random_layer(rng: np.random.Generator, n: int, c: int, k: int = 3, stride: i
     shift = rng.integers(12, 20, size=n)
     bias = rng.integers(-(1 << 30), 1 << 30, size=n)
     return TernaryConv(name, codes, mult, shift, bias, stride=stride, padding=pad, cg=cg, relu=relu)
+
+
+def fit_output_stage(layer: TernaryConv, x: np.ndarray, rng: np.random.Generator) -> TernaryConv:
+    """Choose shift (and bias) per channel so the outputs of ``x`` span int16 with a little
+    saturation: every output-stage path (rounding, both saturations, ReLU) gets exercised."""
+    acc = conv_accumulate(x[None], layer)[0].astype(np.int64)
+    for n in range(layer.out_channels):
+        peak = int(np.abs(acc[n] * layer.mult[n]).max()) + 1
+        shift = int(np.clip(peak.bit_length() - 15, 0, SHIFT_MAX))
+        layer.shift[n] = shift
+        layer.bias[n] = int(rng.integers(-(1 << 12), 1 << 12)) << shift if shift < 34 else 0
+    return layer
 
 
 def random_input(rng: np.random.Generator, c: int, h: int, w: int, bits: int = 12) -> np.ndarray:

@@ -149,14 +149,16 @@ wire ld_idx_complete, ld_bad_code, ld_err_short, ld_err_long, ld_done;
 
 wire [IAW-1:0] ix_idx_addr;
 wire [63:0] ix_idx_data;
-wire ix_list_wr, ix_chan_wr, ix_done, ix_mismatch;
+wire ix_list_wr, ix_chan_wr, ix_zero_wr, ix_zero_data, ix_done, ix_mismatch;
+wire [NW-1:0] ix_zero_addr, ix_chan_channel;
+wire [NW:0] ix_active;
 wire [LW-1:0] ix_list_addr;
 wire [AW+WAW:0] ix_list_data;
 wire [NW-1:0] ix_chan_addr;
 wire [LW-1:0] ix_chan_first;
 wire [LW:0] ix_chan_count;
 
-wire [NW-1:0] sc_chan_addr;
+wire [NW-1:0] sc_chan_addr, sc_chan_channel;
 wire [LW-1:0] sc_chan_first;
 wire [LW:0] sc_chan_count;
 wire [LW-1:0] sc_list_addr;
@@ -490,8 +492,13 @@ indexer_inst (
     .list_wr(ix_list_wr),
     .list_addr(ix_list_addr),
     .list_data(ix_list_data),
+    .zero_wr(ix_zero_wr),
+    .zero_addr(ix_zero_addr),
+    .zero_data(ix_zero_data),
     .chan_wr(ix_chan_wr),
     .chan_addr(ix_chan_addr),
+    .chan_channel(ix_chan_channel),
+    .active_channels(ix_active),
     .chan_first(ix_chan_first),
     .chan_count(ix_chan_count),
     .done(ix_done),
@@ -504,15 +511,15 @@ pesto_ram_sdp #(.WIDTH(AW+WAW+1), .ADDR_WIDTH(LW)) list_ram_inst (
     .rd_addr(sc_list_addr), .rd_data(sc_list_data)
 );
 
-pesto_ram_sdp #(.WIDTH(2*LW+1), .ADDR_WIDTH(NW)) chan_ram_inst (
+pesto_ram_sdp #(.WIDTH(NW+2*LW+1), .ADDR_WIDTH(NW)) chan_ram_inst (
     .clk(clk),
-    .wr_en(ix_chan_wr), .wr_addr(ix_chan_addr), .wr_data({ix_chan_first, ix_chan_count}),
-    .rd_addr(sc_chan_addr), .rd_data({sc_chan_first, sc_chan_count})
+    .wr_en(ix_chan_wr), .wr_addr(ix_chan_addr), .wr_data({ix_chan_channel, ix_chan_first, ix_chan_count}),
+    .rd_addr(sc_chan_addr), .rd_data({sc_chan_channel, sc_chan_first, sc_chan_count})
 );
 
 pesto_ram_sdp #(.WIDTH(1), .ADDR_WIDTH(NW)) zero_ram_inst (
     .clk(clk),
-    .wr_en(ix_chan_wr), .wr_addr(ix_chan_addr), .wr_data(ix_chan_count == 0),
+    .wr_en(ix_zero_wr), .wr_addr(ix_zero_addr), .wr_data(ix_zero_data),
     .rd_addr(em_ch_addr), .rd_data(em_ch_zero)
 );
 
@@ -531,12 +538,13 @@ sched_inst (
     .clk(clk),
     .rst(rst),
     .start(sched_start),
-    .num_channels(n_v),
+    .active_channels(ix_active),
     .kernel(kh[1:0]),
     .taps(taps_v),
     .pixels(pix_v[PIXW-1:0]),
     .in_w(in_w_v),
     .chan_addr(sc_chan_addr),
+    .chan_channel(sc_chan_channel),
     .chan_first(sc_chan_first),
     .chan_count(sc_chan_count),
     .list_addr(sc_list_addr),

@@ -7,8 +7,9 @@
  *                    nz}.
  * With skipping, a channel's list holds its non-zero groups only; without (the dense-ternary
  * baseline) every group, zero ones with nz = 0 (their codes read as zero). Per channel it
- * writes {first entry, entry count}; count 0 (skipping on, every group zero) marks a channel
- * the scheduler skips and whose outputs the emitter synthesises. Rebuilt on every run, so a
+ * with a non-empty list it appends {channel, first entry, entry count} to a compacted channel
+ * list, so the scheduler never spends a cycle on a channel whose groups are all zero; such a
+ * channel (skipping on) is flagged for the emitter, which synthesises its outputs. Rebuilt on every run, so a
  * run that reuses the weights may change the mode.
  */
 
@@ -48,10 +49,18 @@ module pesto_indexer #
     output wire [LIST_WIDTH-1:0]       list_addr,
     output wire [ACT_ADDR_WIDTH+WGT_ADDR_WIDTH:0] list_data,
 
+    // per channel: whether its issue list is empty (the emitter synthesises it)
+    output wire                        zero_wr,
+    output wire [N_WIDTH-1:0]          zero_addr,
+    output wire                        zero_data,
+
+    // the channels with a non-empty list, compacted: {channel, first entry, entry count}
     output wire                        chan_wr,
     output wire [N_WIDTH-1:0]          chan_addr,
+    output wire [N_WIDTH-1:0]          chan_channel,
     output wire [LIST_WIDTH-1:0]       chan_first,
     output wire [LIST_WIDTH:0]         chan_count,
+    output wire [N_WIDTH:0]            active_channels,
 
     output wire                        done,
     output wire                        mismatch
@@ -71,11 +80,15 @@ reg [LIST_WIDTH:0] entry;
 reg [LIST_WIDTH:0] ch_first;
 reg [LIST_WIDTH:0] ch_count;
 reg [LIST_WIDTH:0] nz_total;
+reg [N_WIDTH:0] active;
 
 reg list_wr_reg, chan_wr_reg;
 reg [LIST_WIDTH-1:0] list_addr_reg;
 reg [ACT_ADDR_WIDTH+WGT_ADDR_WIDTH:0] list_data_reg;
 reg [N_WIDTH-1:0] chan_addr_reg;
+reg [N_WIDTH-1:0] chan_channel_reg;
+reg zero_wr_reg, zero_data_reg;
+reg [N_WIDTH-1:0] zero_addr_reg;
 reg [LIST_WIDTH-1:0] chan_first_reg;
 reg [LIST_WIDTH:0] chan_count_reg;
 
@@ -91,8 +104,13 @@ assign idx_addr = word;
 assign list_wr = list_wr_reg;
 assign list_addr = list_addr_reg;
 assign list_data = list_data_reg;
+assign zero_wr = zero_wr_reg;
+assign zero_addr = zero_addr_reg;
+assign zero_data = zero_data_reg;
 assign chan_wr = chan_wr_reg;
 assign chan_addr = chan_addr_reg;
+assign chan_channel = chan_channel_reg;
+assign active_channels = active;
 assign chan_first = chan_first_reg;
 assign chan_count = chan_count_reg;
 assign done = done_reg;
@@ -101,6 +119,7 @@ assign mismatch = nz_total != nnz;
 always @(posedge clk) begin
     list_wr_reg <= 1'b0;
     chan_wr_reg <= 1'b0;
+    zero_wr_reg <= 1'b0;
 
     case (state)
         IDLE: begin
@@ -116,6 +135,7 @@ always @(posedge clk) begin
                 ch_first <= {LIST_WIDTH+1{1'b0}};
                 ch_count <= {LIST_WIDTH+1{1'b0}};
                 nz_total <= {LIST_WIDTH+1{1'b0}};
+                active <= {N_WIDTH+1{1'b0}};
                 state <= FETCH;
             end
         end
@@ -133,8 +153,15 @@ always @(posedge clk) begin
                 code_base <= code_base + words_per_group;
             end
             if (last_group) begin
-                chan_wr_reg <= 1'b1;
-                chan_addr_reg <= ch[N_WIDTH-1:0];
+                zero_wr_reg <= 1'b1;
+                zero_addr_reg <= ch[N_WIDTH-1:0];
+                zero_data_reg <= count_next == 0;
+                if (count_next != 0) begin
+                    chan_wr_reg <= 1'b1;
+                    chan_addr_reg <= active[N_WIDTH-1:0];
+                    active <= active + 1'b1;
+                end
+                chan_channel_reg <= ch[N_WIDTH-1:0];
                 chan_first_reg <= ch_first[LIST_WIDTH-1:0];
                 chan_count_reg <= count_next;
                 ch <= ch + 1'b1;
@@ -164,6 +191,8 @@ always @(posedge clk) begin
         done_reg <= 1'b0;
         list_wr_reg <= 1'b0;
         chan_wr_reg <= 1'b0;
+        zero_wr_reg <= 1'b0;
+        active <= {N_WIDTH+1{1'b0}};
         nz_total <= {LIST_WIDTH+1{1'b0}};
     end
 end

@@ -2,7 +2,7 @@
  * pesto_sched: the group scheduler. It issues one kernel tap of one PE group per cycle to all
  * PEs at once (they compute NUM_PE pixels of the same output channel), in the order
  *
- *   for each output channel n with a non-empty issue list:
+ *   for each output channel n with a non-empty issue list (a compacted list of them):
  *     for each block of NUM_PE output pixels:
  *       for each entry of n's issue list (its non-zero groups with skipping, else all groups):
  *         for each tap (ky, kx): broadcast {group base + ky*W + kx, codes of (group, tap)}
@@ -45,13 +45,14 @@ module pesto_sched #
     input  wire                          rst,
 
     input  wire                          start,
-    input  wire [N_WIDTH:0]              num_channels,
+    input  wire [N_WIDTH:0]              active_channels,
     input  wire [1:0]                    kernel,
     input  wire [3:0]                    taps,
     input  wire [PIX_WIDTH-1:0]          pixels,
     input  wire [ACT_ADDR_WIDTH:0]       in_w,
 
     output wire [N_WIDTH-1:0]            chan_addr,
+    input  wire [N_WIDTH-1:0]            chan_channel,
     input  wire [LIST_WIDTH-1:0]         chan_first,
     input  wire [LIST_WIDTH:0]           chan_count,
 
@@ -84,7 +85,8 @@ localparam [1:0] IDLE = 2'd0, LOOKUP = 2'd1, RUN = 2'd2;
 
 // stage a: loop counters
 reg [1:0] state;
-reg [N_WIDTH:0] ch, ch_rd;
+reg [N_WIDTH-1:0] ch;
+reg [N_WIDTH:0] ch_rd;
 reg rd_fresh;
 reg [LIST_WIDTH-1:0] first;
 reg [LIST_WIDTH:0] count;
@@ -129,7 +131,7 @@ wire issue = state == RUN && (!block_last || credits != 2'd0);
 wire [PIX_WIDTH:0] next_pix = pix + NUM_PE[PIX_WIDTH:0];
 wire last_block = next_pix >= {1'b0, pixels};
 wire [PIX_WIDTH-1:0] pix_left = pixels - pix;
-wire next_ready = rd_fresh && ch_rd != num_channels && chan_count != 0;
+wire next_ready = rd_fresh && ch_rd != active_channels;
 
 wire [ACT_ADDR_WIDTH-1:0] b_act_off = list_data[ACT_ADDR_WIDTH+WGT_ADDR_WIDTH:WGT_ADDR_WIDTH+1];
 wire [WGT_ADDR_WIDTH-1:0] b_code_base = list_data[WGT_ADDR_WIDTH:1];
@@ -167,20 +169,18 @@ always @(posedge clk) begin
             end
         end
         LOOKUP: begin
-            if (ch_rd == num_channels) begin
+            if (ch_rd == active_channels) begin
                 state <= IDLE;
             end else if (rd_fresh) begin
-                if (chan_count != 0) begin
-                    ch <= ch_rd;
-                    first <= chan_first;
-                    count <= chan_count;
-                    pix <= {PIX_WIDTH{1'b0}};
-                    j <= {LIST_WIDTH+1{1'b0}};
-                    t <= 4'd0;
-                    ky <= 2'd0;
-                    kx <= 2'd0;
-                    state <= RUN;
-                end
+                ch <= chan_channel;
+                first <= chan_first;
+                count <= chan_count;
+                pix <= {PIX_WIDTH{1'b0}};
+                j <= {LIST_WIDTH+1{1'b0}};
+                t <= 4'd0;
+                ky <= 2'd0;
+                kx <= 2'd0;
+                state <= RUN;
                 ch_rd <= ch_rd + 1'b1;
                 rd_fresh <= 1'b0;
             end
@@ -192,7 +192,7 @@ always @(posedge clk) begin
                 a_t <= t;
                 a_ky <= ky;
                 a_kx <= kx;
-                a_ch <= ch[N_WIDTH-1:0];
+                a_ch <= ch;
                 a_first <= j == 0 && t == 0;
                 a_last <= block_last;
                 a_blk0 <= pix == 0;
@@ -220,13 +220,14 @@ always @(posedge clk) begin
                             pix <= next_pix[PIX_WIDTH-1:0];
                         end else if (next_ready) begin
                             // the next channel's list is already known: no bubble
-                            ch <= ch_rd;
+                            ch <= chan_channel;
                             first <= chan_first;
                             count <= chan_count;
                             pix <= {PIX_WIDTH{1'b0}};
                             ch_rd <= ch_rd + 1'b1;
                             rd_fresh <= 1'b0;
                         end else begin
+                            // the next channel's entry is still on its way (or none is left)
                             state <= LOOKUP;
                         end
                     end
