@@ -83,6 +83,20 @@ def test_channels_not_divisible_by_cg_are_padded(fmnist):
     assert (float_logits(model, art, x).argmax(1) == run(back, x).argmax(1)).mean() >= 0.9
 
 
+def test_pruned_output_channel_with_degenerate_bn(make_resnet, fmnist):
+    """A whole output channel pruned away, with the BN statistics that leaves (var 0, big gamma)."""
+    from pesto.quant import latent_weight
+    model = make_resnet("resnet20", seed=3)
+    conv, bn = model.layer1[0].conv1, model.layer1[0].bn1
+    with torch.no_grad():
+        latent_weight(conv)[5] = 0
+        bn.running_var[5], bn.weight[5] = 0.0, 1e4
+    art = export(model, fmnist[0][:16], verify=8)
+    layer = art.node("layer1.0.conv1").layer
+    assert not layer.codes[5].any() and layer.mult[5] == 0
+    assert art.meta["export"]["verification"]["top1_agreement"] == 1.0
+
+
 def test_cg_option_regroups(resnet20, fmnist):
     art = export(resnet20, fmnist[0][:16], cg=8, verify=0)
     assert all(layer.cg == 8 and layer.groups == layer.in_channels // 8 for layer in art.layers)
@@ -109,6 +123,21 @@ def test_resnet18_projection_shortcuts_and_maxpool(make_resnet, fmnist):
     assert down.op == "tconv" and down.layer.kernel == (1, 1) and down.layer.stride == 2
     assert len(art.layers) == 19
     assert (float_logits(model, art, x).argmax(1) == run(art, x).argmax(1)).mean() >= 0.9
+
+
+def test_alexnet_keeps_what_the_engine_cannot_run_on_the_host(fmnist):
+    from pesto.models import build_model
+    torch.manual_seed(0)
+    model = ternarize_model(build_model("alexnet", in_channels=1, num_classes=10, input_size=64)).eval()
+    x = np.kron(fmnist[0][:4], np.ones((1, 1, 2, 2), np.uint8)[..., :, :])[:, :, :64, :64]
+    x = np.pad(x, ((0, 0), (0, 0), (0, 64 - x.shape[2]), (0, 64 - x.shape[3])))
+    with pytest.warns(UserWarning, match=r"'conv2'.*\(5, 5\).*host"):
+        art = export_model(model, x, verify=4)
+    assert art.meta["export"]["host_fallback"] == ["conv2", "fc1", "fc2"]     # 5x5 conv, ternary linears
+    assert [l.name for l in art.layers] == ["conv3", "conv4", "conv5"]
+    assert art.node("pool_2").op == "maxpool" and art.node("pool_2").frac is not None   # int16 max pool
+    assert art.node("avgpool").attrs["output_size"] == [6, 6]
+    assert art.meta["export"]["verification"]["top1_agreement"] == 1.0
 
 
 class Gated(nn.Module):

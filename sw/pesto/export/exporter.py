@@ -320,7 +320,11 @@ class _Builder:
         cg = self.cg or next(p.cg for p in m.parametrizations.weight if hasattr(p, "cg"))
         n, c, kh, kw = codes.shape
         numerics.check_fan_in(c, kh, kw, where)
-        mult, sh, bias = numerics.fold_output_stage(float(alpha) * scale.numpy(), shift.numpy(), f_in, f_out)
+        gain = float(alpha) * scale.numpy()
+        # a pruned-away output channel (all codes zero) outputs its bias alone; its BN gain may be
+        # huge (running_var -> 0) and must not break the folding
+        gain[~codes.reshape(n, -1).any(dim=1).numpy()] = 0.0
+        mult, sh, bias = numerics.fold_output_stage(gain, shift.numpy(), f_in, f_out)
         layer = TernaryConv(op.name, codes.numpy(), mult, sh, bias, stride=m.stride[0], padding=pad[0],
                             cg=int(cg), relu=relu, f_in=f_in, f_out=f_out)
         nnz = np.count_nonzero(layer.codes.reshape(n, -1), axis=1).max(initial=0)
@@ -368,11 +372,7 @@ class _Builder:
         if tuple(out_hw) == (1, 1):
             attrs = {"kernel": None, "stride": None}
         elif isinstance(op.module, nn.AdaptiveAvgPool2d) or op.fx_node.target is torch.nn.functional.adaptive_avg_pool2d:
-            if in_hw[0] % out_hw[0] or in_hw[1] % out_hw[1] or in_hw[0] // out_hw[0] != in_hw[1] // out_hw[1]:
-                raise UnsupportedLayerError(f"layer {op.name!r} (AdaptiveAvgPool2d): {tuple(in_hw)} -> "
-                                            f"{tuple(out_hw)} is not a uniform pooling")
-            k = in_hw[0] // out_hw[0]
-            attrs = {"kernel": k, "stride": k}
+            attrs = {"kernel": None, "stride": None, "output_size": [int(out_hw[0]), int(out_hw[1])]}
         else:
             k, s, p = _pool_args(op, "avgpool")
             if p:

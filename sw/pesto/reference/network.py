@@ -113,6 +113,8 @@ def _run_node(node: Node, ins: list, fracs: list, x: np.ndarray, conv: ConvFn) -
     if op == "maxpool":
         return _maxpool(v, int(a["kernel"]), int(a["stride"]), int(a["padding"]))
     if op == "avgpool":
+        if a.get("output_size"):
+            return _adaptive_avgpool(v, *a["output_size"])
         return _avgpool(v, a.get("kernel"), a.get("stride"))
     if op == "flatten":
         return v.reshape(v.shape[0], -1)
@@ -157,6 +159,19 @@ def _maxpool(x: np.ndarray, k: int, s: int, p: int) -> np.ndarray:
             tap = xp[:, :, ky:ky + s * (ho - 1) + 1:s, kx:kx + s * (wo - 1) + 1:s]
             out = tap if out is None else np.maximum(out, tap)
     return out
+
+
+def _adaptive_avgpool(x: np.ndarray, oh: int, ow: int) -> np.ndarray:
+    """PyTorch's adaptive average pooling: cell i covers [floor(i*H/oh), ceil((i+1)*H/oh))."""
+    x = x.astype(np.float64)
+    h, w = x.shape[2:]
+    out = np.empty(x.shape[:2] + (oh, ow), dtype=np.float64)
+    for i in range(oh):
+        y0, y1 = (i * h) // oh, -((-(i + 1) * h) // oh)
+        for j in range(ow):
+            x0, x1 = (j * w) // ow, -((-(j + 1) * w) // ow)
+            out[:, :, i, j] = x[:, :, y0:y1, x0:x1].mean(axis=(2, 3))
+    return out.astype(np.float32)
 
 
 def _avgpool(x: np.ndarray, k, s) -> np.ndarray:
