@@ -8,10 +8,12 @@ C-simulate it right away with g++.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..util import atomic_write_text
 from .render import HLS_DEFAULT, TOOL_VERSIONS, fit_hw, render_project
 
 
@@ -58,8 +60,21 @@ def run(args) -> int:
 
     binary = compile_tb(out)
     result = run_tb(binary.resolve(), cwd=out)
+    rows = []
     for name, r in result.cases.items():
         print(f"  {'PASS' if r.passed else 'FAIL'} {name}: status={r.status} groups={r.groups} "
               f"compute_cycles={r.compute_cycles} (modelled)")
-    print(f"C simulation (g++): {result.passed} passed, {result.failed} failed")
+        dense = result.cases.get(name[:-len("_skip")] + "_dense") if name.endswith("_skip") else None
+        if dense is not None:
+            rows.append({"case": name[:-len("_skip")], "groups_skip": r.groups, "groups_dense": dense.groups,
+                         "compute_cycles_skip": r.compute_cycles, "compute_cycles_dense": dense.compute_cycles,
+                         "speedup_modelled": round(dense.compute_cycles / max(r.compute_cycles, 1), 3),
+                         "speedup_ideal": round(dense.groups / max(r.groups, 1), 3)})
+    for row in rows:
+        print(f"  {row['case']}: modelled speedup {row['speedup_modelled']:.2f}x "
+              f"(ideal G/G_nz {row['speedup_ideal']:.2f}x)")
+    atomic_write_text(out / "csim_results.json", json.dumps(
+        {"passed": result.passed, "failed": result.failed, "hw": result.hw, "speedups": rows,
+         "cases": {k: vars(v) for k, v in result.cases.items()}}, indent=2) + "\n")
+    print(f"C simulation (g++): {result.passed} passed, {result.failed} failed (results: {out / 'csim_results.json'})")
     return 0 if result.failed == 0 else 1
