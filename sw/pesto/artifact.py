@@ -82,6 +82,9 @@ class Node:
     def on_host(self) -> bool:
         return self.op != "tconv"
 
+    def __repr__(self) -> str:
+        return f"Node({self.name!r}, {self.op}, inputs={self.inputs}, frac={self.frac})"
+
 
 @dataclass
 class Artifact:
@@ -132,6 +135,16 @@ class Artifact:
 
     def totals(self) -> dict:
         return totals(self.layer_stats())
+
+    def describe(self) -> str:
+        """The per-layer table (shape, groups, non-zero groups, eq 2.8, G/G_nz) with totals."""
+        return format_table(self.layer_stats(), self.totals())
+
+    def __repr__(self) -> str:
+        t = self.totals()
+        return (f"Artifact({self.meta.get('model', {}).get('name', '?')}: {len(self.nodes)} nodes, "
+                f"{t['layers']} accelerated layers, group sparsity {100 * t['group_sparsity']:.1f}%, "
+                f"eq 2.8 {fmt_rate(t['compression'])}x)")
 
     # -- checks ---------------------------------------------------------------------------
     def validate(self) -> None:
@@ -206,6 +219,25 @@ def totals(stats: list[dict]) -> dict:
         "code_bytes": sum(s["code_bytes"] for s in stats),
         "indexer_bytes": sum(s["indexer_bytes"] for s in stats),
     }
+
+
+def format_table(stats: list[dict], total: dict) -> str:
+    head = f"{'layer':<22} {'weight shape':<18} {'Cg':>3} {'groups':>7} {'nz groups':>9} {'Gs %':>6} " \
+           f"{'comp. x':>8} {'speedup':>8}"
+    lines = [head, "-" * len(head)]
+    for s in stats:
+        lines.append(f"{s['name']:<22} {'x'.join(map(str, s['shape'])):<18} {s['cg']:>3} {s['groups']:>7} "
+                     f"{s['nnz_groups']:>9} {100 * s['group_sparsity']:>6.1f} {fmt_rate(s['compression']):>8} "
+                     f"{fmt_rate(s['speedup_ideal']):>8}")
+    lines.append("-" * len(head))
+    lines.append(f"{'total (' + str(total['layers']) + ' layers)':<22} {total['weights']:>18,} {'':>3} "
+                 f"{total['groups']:>7} {total['nnz_groups']:>9} {100 * total['group_sparsity']:>6.1f} "
+                 f"{fmt_rate(total['compression']):>8} {fmt_rate(total['speedup_ideal']):>8}")
+    return "\n".join(lines)
+
+
+def fmt_rate(v: float) -> str:
+    return "inf" if math.isinf(v) else f"{v:.2f}"
 
 
 def compression_rate(group_sparsity: float, bits: int = 2) -> float:
@@ -424,3 +456,26 @@ def _layer_from(name: str, attrs: dict, blobs: dict) -> TernaryConv:
         raise ArtifactError(f"layer {name!r}: manifest says {attrs['nnz_groups']} non-zero groups, "
                             f"the indexer holds {layer.nnz_groups}")
     return layer
+
+
+def main(argv=None) -> int:
+    """`python -m pesto.artifact FILE...`: verify artifacts and print their layer tables (no torch)."""
+    import sys
+    paths = sys.argv[1:] if argv is None else argv
+    if not paths:
+        print("usage: python -m pesto.artifact FILE.pesto [...]", file=sys.stderr)
+        return 2
+    status = 0
+    for p in paths:
+        try:
+            art = load(p)
+        except ArtifactError as e:
+            print(f"{p}: {e}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{p}: {art!r}\n{art.describe()}\n")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

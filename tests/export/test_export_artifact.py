@@ -220,3 +220,28 @@ def test_save_is_atomic(resnet20_artifact, tmp_path, monkeypatch):
         A.save(resnet20_artifact, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["a.pesto"]   # no temporary file left behind
+
+
+def test_board_side_needs_no_torch(resnet20_artifact, tmp_path, fmnist):
+    """Loading and running an artifact imports numpy only (the PYNQ board has no torch)."""
+    import subprocess
+    import sys
+    path = A.save(resnet20_artifact, tmp_path / "a.pesto")
+    np.save(tmp_path / "x.npy", fmnist[1][:2])
+    code = ("import sys, numpy as np; from pesto import artifact; from pesto.reference.network import run; "
+            f"a = artifact.load({str(path)!r}); y = run(a, np.load({str(tmp_path / 'x.npy')!r})); "
+            "assert y.shape == (2, 10); assert 'torch' not in sys.modules, 'torch was imported'; "
+            f"np.save({str(tmp_path / 'y.npy')!r}, y)")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert np.array_equal(np.load(tmp_path / "y.npy"), run(resnet20_artifact, fmnist[1][:2]))
+
+
+def test_inspect_command(resnet20_artifact, tmp_path, capsys):
+    good = A.save(resnet20_artifact, tmp_path / "a.pesto")
+    bad = tmp_path / "b.pesto"
+    bad.write_bytes(good.read_bytes()[:-1])
+    assert A.main([str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "18 accelerated layers" in out and "layer3.2.conv2" in out and "total (18 layers)" in out
+    assert A.main([str(bad)]) == 1
+    assert "checksum" in capsys.readouterr().err

@@ -8,7 +8,6 @@ freshly initialised network: useful for size and timing studies only).
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
@@ -91,25 +90,6 @@ def load_calibration(spec: str, n: int):
     return x[:n]
 
 
-def format_table(stats: list[dict], total: dict) -> str:
-    head = f"{'layer':<22} {'weight shape':<18} {'Cg':>3} {'groups':>7} {'nz groups':>9} {'Gs %':>6} " \
-           f"{'comp. x':>8} {'speedup':>8}"
-    lines = [head, "-" * len(head)]
-    for s in stats:
-        lines.append(f"{s['name']:<22} {'x'.join(map(str, s['shape'])):<18} {s['cg']:>3} {s['groups']:>7} "
-                     f"{s['nnz_groups']:>9} {100 * s['group_sparsity']:>6.1f} {_x(s['compression']):>8} "
-                     f"{_x(s['speedup_ideal']):>8}")
-    lines.append("-" * len(head))
-    lines.append(f"{'total (' + str(total['layers']) + ' layers)':<22} {total['weights']:>18,} {'':>3} "
-                 f"{total['groups']:>7} {total['nnz_groups']:>9} {100 * total['group_sparsity']:>6.1f} "
-                 f"{_x(total['compression']):>8} {_x(total['speedup_ideal']):>8}")
-    return "\n".join(lines)
-
-
-def _x(v: float) -> str:
-    return "inf" if math.isinf(v) else f"{v:.2f}"
-
-
 def run(args) -> int:
     from .. import artifact as art
     from .exporter import export_model, load_model
@@ -125,13 +105,13 @@ def run(args) -> int:
     out = art.save(artifact, args.output)
     stats, total = artifact.layer_stats(), artifact.totals()
     size = out.stat().st_size
-    print(format_table(stats, total))
+    print(artifact.describe())
     print(f"\nhost layers (float): {', '.join(n.name for n in artifact.host_nodes) or 'none'}")
     if artifact.meta["export"]["host_fallback"]:
         print(f"ternary layers kept on the host: {', '.join(artifact.meta['export']['host_fallback'])}")
     ideal = total["weights"] * 32 / total["compression"] / 8 if total["weights"] else 0
     print(f"ternary weights: {total['weights'] * 4:,} B as float32 -> codes {total['code_bytes']:,} B + "
-          f"indexers {total['indexer_bytes']:,} B (eq 2.8: {_x(total['compression'])}x = {ideal:,.0f} B)")
+          f"indexers {total['indexer_bytes']:,} B (eq 2.8: {art.fmt_rate(total['compression'])}x = {ideal:,.0f} B)")
     v = artifact.meta["export"].get("verification")
     if v:
         print(f"check on {v['images']} calibration images: integer vs float top-1 agreement "
