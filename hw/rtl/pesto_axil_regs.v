@@ -149,15 +149,15 @@ function [31:0] strobed(input [31:0] old, input [31:0] data, input [3:0] strb);
     end
 endfunction
 
-localparam [7:0] HW_LANES = LANES;
-localparam [7:0] HW_NUM_PE = NUM_PE;
-localparam [3:0] HW_MAX_K = MAX_K;
-localparam [7:0] HW_ACT = LOG2_ACT_DEPTH;
-localparam [7:0] HW_WGT = LOG2_WGT_DEPTH;
-localparam [7:0] HW_N = LOG2_MAX_N;
-localparam [7:0] HW_PIX = LOG2_MAX_PIX;
-wire [31:0] hwcfg0 = {12'd0, HW_MAX_K, HW_NUM_PE, HW_LANES};
-wire [31:0] hwcfg1 = {HW_PIX, HW_N, HW_WGT, HW_ACT};
+localparam integer HW_LANES = LANES;
+localparam integer HW_NUM_PE = NUM_PE;
+localparam integer HW_MAX_K = MAX_K;
+localparam integer HW_ACT = LOG2_ACT_DEPTH;
+localparam integer HW_WGT = LOG2_WGT_DEPTH;
+localparam integer HW_N = LOG2_MAX_N;
+localparam integer HW_PIX = LOG2_MAX_PIX;
+wire [31:0] hwcfg0 = {12'd0, HW_MAX_K[3:0], HW_NUM_PE[7:0], HW_LANES[7:0]};
+wire [31:0] hwcfg1 = {HW_PIX[7:0], HW_N[7:0], HW_WGT[7:0], HW_ACT[7:0]};
 wire [31:0] ctrl_value = {28'd0, ap_ready_reg, !busy && !ap_start_reg, ap_done_reg, ap_start_reg};
 
 always @(posedge clk) begin

@@ -107,7 +107,7 @@ always @(posedge clk) begin
     // a bank fills and empties in different cycles or different banks
     bank_full <= (bank_full | ({1'b0, res_valid} << wr_bank)) &
                  ~({1'b0, issue && last_word} << rd_bank);
-    credits <= credits - (issue ? 1'b1 : 1'b0) + (fifo_pop ? 1'b1 : 1'b0);
+    credits <= credits - {{CREDIT_WIDTH-1{1'b0}}, issue} + {{CREDIT_WIDTH-1{1'b0}}, fifo_pop};
 
     if (rst) begin
         bank_full <= 2'b00;

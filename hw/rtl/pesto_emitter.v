@@ -91,7 +91,7 @@ always @(posedge clk) begin
         end
         EMIT: begin
             if (beat) begin
-                left <= left - count;
+                left <= left - {{PIX_WIDTH-3{1'b0}}, count};
                 if (last_of_channel) begin
                     if (last_channel) begin
                         state <= IDLE;

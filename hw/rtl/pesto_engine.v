@@ -90,9 +90,11 @@ localparam TAPS_PER_WORD = 32 / LANES;
 localparam LG_TPW = $clog2(TAPS_PER_WORD);
 localparam LG_WPE = $clog2(LANES / 4);
 localparam OUT_FIFO_DEPTH = 1 << LOG2_OUT_FIFO;
+localparam integer NUM_PE_I = NUM_PE;
+localparam [7:0] WALK_END = NUM_PE_I[7:0];
 
-localparam [2:0] IDLE = 3'd0, CHECK1 = 3'd1, CHECK2 = 3'd2, LOAD = 3'd3, PREP = 3'd4,
-                 COMPUTE = 3'd5, FINISH = 3'd6;
+localparam [2:0] IDLE = 3'd0, CHECK1 = 3'd1, CHECK2 = 3'd2, CHECK3 = 3'd3, PREP = 3'd4,
+                 LOAD = 3'd5, COMPUTE = 3'd6, FINISH = 3'd7;
 
 reg [2:0] state;
 reg [7:0] err_reg;
@@ -189,7 +191,7 @@ wire [63:0] os_data;
 wire [2:0] os_count;
 
 wire [66:0] fifo_out;
-wire fifo_valid, fifo_ready;
+wire fifo_valid, fifo_ready, fifo_s_ready;
 wire fifo_pop = fifo_valid && fifo_ready;
 
 wire [NW-1:0] em_ch_addr;
@@ -199,7 +201,7 @@ wire [63:0] em_data;
 wire [2:0] em_count;
 wire em_final, em_valid, em_ready;
 
-wire walk_wr = state != IDLE && !walk_done && walk_p < NUM_PE;
+wire walk_wr = state != IDLE && !walk_done && walk_p < WALK_END;
 
 assign busy = state != IDLE;
 assign done = done_reg;
@@ -273,26 +275,29 @@ always @(posedge clk) begin
             ng_v <= n_cfg[NW:0] * g_cfg[LW:0];
             taps_v <= ksq;
             wpg_v <= (ksq + TAPS_PER_WORD[3:0] - 4'd1) >> LG_TPW;
-            exp_out_h <= ({2'b0, in_h_cfg[AW:0]} + {pad[1:0], 1'b0} - {{AW-1{1'b0}}, kh}) >> (stride == 4'd2);
-            exp_out_w <= ({2'b0, in_w_cfg[AW:0]} + {pad[1:0], 1'b0} - {{AW-1{1'b0}}, kw}) >> (stride == 4'd2);
+            exp_out_h <= ({2'b0, in_h_cfg[AW:0]} + {{AW{1'b0}}, pad[1:0], 1'b0} - {{AW-1{1'b0}}, kh}) >> (stride == 4'd2);
+            exp_out_w <= ({2'b0, in_w_cfg[AW:0]} + {{AW{1'b0}}, pad[1:0], 1'b0} - {{AW-1{1'b0}}, kw}) >> (stride == 4'd2);
             state <= CHECK2;
         end
         CHECK2: begin
-            // products registered in CHECK1 are complete here
+            ghw_v <= g_v * hw_v;
+            code_words_v <= nnz_v * wpg_v;
+            stride_s <= {{CW-4{1'b0}}, stride};
+            wos <= (stride == 4'd2) ? $signed({{CW-AW-2{1'b0}}, out_w_v, 1'b0}) : $signed({{CW-AW-1{1'b0}}, out_w_v});
+            state <= CHECK3;
+        end
+        CHECK3: begin
+            // every product is registered by now
             config_ok <= 1'b0;
-            if (ranges_ok && {1'b0, in_h_v} + {pad[1:0], 1'b0} >= {{AW-2{1'b0}}, kh} &&
-                    {1'b0, in_w_v} + {pad[1:0], 1'b0} >= {{AW-2{1'b0}}, kw} &&
+            if (ranges_ok && {1'b0, in_h_v} + {{AW-1{1'b0}}, pad[1:0], 1'b0} >= {{AW-2{1'b0}}, kh} &&
+                    {1'b0, in_w_v} + {{AW-1{1'b0}}, pad[1:0], 1'b0} >= {{AW-2{1'b0}}, kw} &&
                     exp_out_h + 1'b1 == {2'b0, out_h_v} && exp_out_w + 1'b1 == {2'b0, out_w_v} &&
-                    g_v * hw_v <= (1 << AW) && pix_v <= (1 << LOG2_MAX_PIX) &&
-                    ng_v <= (1 << LW) && {1'b0, nnz_v} <= ng_v &&
-                    nnz_v * wpg_v <= (1 << WAW) &&
+                    ghw_v <= (1 << AW) && pix_v <= (1 << LOG2_MAX_PIX) &&
+                    ng_v <= (1 << LW) && {{NW+1{1'b0}}, nnz_v} <= ng_v &&
+                    code_words_v <= (1 << WAW) &&
                     (load_w || (w_valid && w_n == n_v && w_g == g_v && w_k == kh && w_nnz == nnz_v))) begin
                 config_ok <= 1'b1;
             end
-            ghw_v <= g_v * hw_v;
-            stride_s <= {{CW-4{1'b0}}, stride};
-            wos <= (stride == 4'd2) ? $signed({{CW-AW-2{1'b0}}, out_w_v, 1'b0}) : $signed({{CW-AW-1{1'b0}}, out_w_v});
-            code_words_v <= nnz_v * wpg_v;
             state <= PREP;
         end
         PREP: begin
@@ -360,7 +365,7 @@ always @(posedge clk) begin
         wrap_dorg <= ((stride == 4'd2) ? $signed({{CW-AW-2{1'b0}}, in_w_v, 1'b0}) :
                       $signed({{CW-AW-1{1'b0}}, in_w_v})) - wos;
     end else if (state == LOAD && !walk_done) begin
-        if (walk_p == NUM_PE) begin
+        if (walk_p == WALK_END) begin
             step_x <= walk_ix + $signed({{CW-4{1'b0}}, pad});
             step_y <= walk_iy + $signed({{CW-4{1'b0}}, pad});
             step_org <= walk_org - org0;
@@ -658,7 +663,7 @@ out_fifo_inst (
     .rst(rst),
     .s_data({os_count, os_data}),
     .s_valid(os_valid),
-    .s_ready(),
+    .s_ready(fifo_s_ready),
     .m_data(fifo_out),
     .m_valid(fifo_valid),
     .m_ready(fifo_ready)
@@ -703,6 +708,10 @@ pesto_packer packer_inst (
     .m_axis_tready(m_axis_tready),
     .m_axis_tlast(m_axis_tlast)
 );
+
+// the drain's credits keep the output FIFO from overflowing; the kernel register's upper half
+// is reserved
+wire unused_ok = &{1'b0, fifo_s_ready, sc_busy, cfg_kernel[31:16], 1'b0};
 
 endmodule
 

@@ -94,9 +94,9 @@ reg [LIST_WIDTH:0] chan_count_reg;
 
 wire nz = idx_data[bit_i];
 wire take = !skip || nz;
-wire [LIST_WIDTH:0] count_next = ch_count + (take ? 1'b1 : 1'b0);
-wire [LIST_WIDTH:0] entry_next = entry + (take ? 1'b1 : 1'b0);
-wire [LIST_WIDTH:0] nz_next = nz_total + (nz ? 1'b1 : 1'b0);
+wire [LIST_WIDTH:0] count_next = ch_count + {{LIST_WIDTH{1'b0}}, take};
+wire [LIST_WIDTH:0] entry_next = entry + {{LIST_WIDTH{1'b0}}, take};
+wire [LIST_WIDTH:0] nz_next = nz_total + {{LIST_WIDTH{1'b0}}, nz};
 wire last_group = g == groups - 1'b1;
 wire last_channel = ch == num_channels - 1'b1;
 
@@ -150,7 +150,7 @@ always @(posedge clk) begin
             entry <= entry_next;
             nz_total <= nz_next;
             if (nz) begin
-                code_base <= code_base + words_per_group;
+                code_base <= code_base + {{WGT_ADDR_WIDTH{1'b0}}, words_per_group};
             end
             if (last_group) begin
                 zero_wr_reg <= 1'b1;
@@ -196,6 +196,9 @@ always @(posedge clk) begin
         nz_total <= {LIST_WIDTH+1{1'b0}};
     end
 end
+
+// the entry count reaches the list depth only after the last channel
+wire unused_ok = &{1'b0, ch_first[LIST_WIDTH], 1'b0};
 
 endmodule
 

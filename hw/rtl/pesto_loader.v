@@ -75,6 +75,8 @@ module pesto_loader #
 
 localparam WORDS_PER_ENTRY = LANES / 4;
 localparam WPE_BITS = (WORDS_PER_ENTRY > 1) ? $clog2(WORDS_PER_ENTRY) : 1;
+localparam integer LAST_WORD_I = WORDS_PER_ENTRY - 1;
+localparam [WPE_BITS-1:0] LAST_WORD = LAST_WORD_I[WPE_BITS-1:0];
 localparam [1:0] IDLE = 2'd0, RUN = 2'd1, DROP = 2'd2;
 
 reg [1:0] state;
@@ -199,7 +201,7 @@ always @(posedge clk) begin
             bad_code_reg <= has_reserved;
         end else begin
             entry[64*act_i[WPE_BITS-1:0] +: 64] <= s_axis_tdata;
-            if (WORDS_PER_ENTRY == 1 || act_i[WPE_BITS-1:0] == WORDS_PER_ENTRY - 1) begin
+            if (WORDS_PER_ENTRY == 1 || act_i[WPE_BITS-1:0] == LAST_WORD) begin
                 act_wr_reg <= 1'b1;
             end
             act_addr_reg <= act_i[ACT_ADDR_WIDTH+WPE_BITS-1:WPE_BITS];
@@ -246,7 +248,7 @@ always @(posedge clk) begin
     end
 end
 
-wire unused_ok = &{1'b0, s_axis_tkeep, 1'b0};
+wire unused_ok = &{1'b0, s_axis_tkeep, param_i, idx_i, code_i, act_i, 1'b0};
 
 endmodule
 

@@ -39,7 +39,7 @@ wire take = s_valid && out_free && !flush;
 // keep only the valid values of the input beat
 wire [63:0] in_mask = (s_count >= 3'd4) ? {64{1'b1}} : ((64'd1 << (16 * s_count)) - 64'd1);
 wire [111:0] merged = {64'd0, hold} | ({48'd0, s_data & in_mask} << (16 * held));
-wire [3:0] total = held + s_count;
+wire [3:0] total = {2'b00, held} + {1'b0, s_count};
 
 assign s_ready = out_free && !flush;
 assign m_axis_tdata = out_data;

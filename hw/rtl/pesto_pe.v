@@ -80,7 +80,7 @@ reg inb_p1, valid_p1, first_p1, last_p1;
 // p2
 reg inb_p2, valid_p2, first_p2, last_p2;
 // p3
-reg signed [21:0] part_p3 [0:PARTS-1];
+reg [22*PARTS-1:0] part_p3;
 reg valid_p3, first_p3, last_p3;
 // p4
 reg signed [21:0] sum_p4;
@@ -121,21 +121,19 @@ always @* begin
 end
 
 // p3: ternary select and partial sums of four lanes
-reg signed [21:0] part_next [0:PARTS-1];
+reg [22*PARTS-1:0] part_next;
 reg signed [16:0] a, term;
 reg [1:0] code;
 integer l, p;
 
 always @* begin
-    for (p = 0; p < PARTS; p = p + 1) begin
-        part_next[p] = 22'sd0;
-    end
+    part_next = {22*PARTS{1'b0}};
     for (l = 0; l < LANES; l = l + 1) begin
         a = inb_p2 ? $signed({act_data[16*l+15], act_data[16*l +: 16]}) : 17'sd0;
         code = bc_codes[2*l +: 2];
         // code 1 = +1, 3 = -1, 0 = 0 (2 is reserved and rejected when the weights load)
         term = (code == 2'd1) ? a : (code == 2'd3) ? -a : 17'sd0;
-        part_next[l/4] = part_next[l/4] + {{5{term[16]}}, term};
+        part_next[22*(l/4) +: 22] = part_next[22*(l/4) +: 22] + {{5{term[16]}}, term};
     end
 end
 
@@ -144,7 +142,7 @@ reg signed [21:0] sum_next;
 always @* begin
     sum_next = 22'sd0;
     for (p = 0; p < PARTS; p = p + 1) begin
-        sum_next = sum_next + part_p3[p];
+        sum_next = sum_next + $signed(part_p3[22*p +: 22]);
     end
 end
 
@@ -174,9 +172,7 @@ always @(posedge clk) begin
     last_p2 <= last_p1;
 
     // p2 -> p3
-    for (p = 0; p < PARTS; p = p + 1) begin
-        part_p3[p] <= part_next[p];
-    end
+    part_p3 <= part_next;
     valid_p3 <= valid_p2;
     first_p3 <= first_p2;
     last_p3 <= last_p2;
@@ -201,6 +197,9 @@ always @(posedge clk) begin
         res_valid_reg <= 1'b0;
     end
 end
+
+// offsets beyond the buffer only ever belong to padding taps (masked)
+wire unused_ok = &{1'b0, bc_off[COORD_WIDTH-1:ADDR_WIDTH], 1'b0};
 
 endmodule
 

@@ -81,6 +81,8 @@ module pesto_sched #
 
 localparam TAPS_PER_WORD = 32 / LANES;
 localparam LG_TPW = $clog2(TAPS_PER_WORD);
+localparam integer NUM_PE_I = NUM_PE;
+localparam [PIX_WIDTH-1:0] BLOCK = NUM_PE_I[PIX_WIDTH-1:0];
 localparam [1:0] IDLE = 2'd0, LOOKUP = 2'd1, RUN = 2'd2;
 
 // stage a: loop counters
@@ -128,7 +130,7 @@ wire last_tap = t == taps - 1'b1;
 wire last_entry = j == count - 1'b1;
 wire block_last = last_tap && last_entry;
 wire issue = state == RUN && (!block_last || credits != 2'd0);
-wire [PIX_WIDTH:0] next_pix = pix + NUM_PE[PIX_WIDTH:0];
+wire [PIX_WIDTH:0] next_pix = {1'b0, pix} + {1'b0, BLOCK};
 wire last_block = next_pix >= {1'b0, pixels};
 wire [PIX_WIDTH-1:0] pix_left = pixels - pix;
 wire next_ready = rd_fresh && ch_rd != active_channels;
@@ -196,7 +198,7 @@ always @(posedge clk) begin
                 a_first <= j == 0 && t == 0;
                 a_last <= block_last;
                 a_blk0 <= pix == 0;
-                a_count <= (pix_left >= NUM_PE) ? NUM_PE[COUNT_WIDTH-1:0] : pix_left[COUNT_WIDTH-1:0];
+                a_count <= (pix_left >= BLOCK) ? BLOCK[COUNT_WIDTH-1:0] : pix_left[COUNT_WIDTH-1:0];
                 if (pix == 0 && t == 0) begin
                     groups_reg <= groups_reg + 1'b1;
                 end
@@ -262,7 +264,7 @@ always @(posedge clk) begin
     c_kx <= b_kx;
     c_ch <= b_ch;
     c_count <= b_count;
-    c_wgt_addr <= b_code_base + (b_t >> LG_TPW);
+    c_wgt_addr <= b_code_base + {{WGT_ADDR_WIDTH-4{1'b0}}, b_t >> LG_TPW};
     c_slice <= b_t[LG_TPW:0] & TAPS_PER_WORD[LG_TPW:0] - 1'b1;
     c_nz <= b_nz;
 
