@@ -394,7 +394,8 @@ def from_bytes(data: bytes, where: str = "artifact") -> Artifact:
         return _parse(data, mlen, blen)
     except ArtifactError as e:
         raise ArtifactError(f"{where}: {e}") from None
-    except (ConfigError, ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError) as e:
+    except (ConfigError, ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError,
+            MemoryError, RecursionError) as e:
         raise ArtifactError(f"{where}: malformed artifact ({type(e).__name__}: {e}); export it again") from None
 
 
@@ -448,6 +449,8 @@ def _layer_from(name: str, attrs: dict, blobs: dict) -> TernaryConv:
     if len(shape) != 4 or min(shape) < 1:
         raise ArtifactError(f"layer {name!r}: bad weight shape {shape}")
     cg = geometry.check_cg(int(attrs["cg"]), None, f"layer {name!r}")
+    if math.prod(shape[:1] + [geometry.padded_channels(shape[1], cg)] + shape[2:]) > 1 << 31:
+        raise ArtifactError(f"layer {name!r}: shape {shape} with Cg={cg} is implausibly large")
     codes = unpack_codes(blobs["indexer"], blobs["codes"], shape, cg)
     layer = TernaryConv(name=name, codes=codes, mult=blobs["mult"], shift=blobs["shift"],
                         bias=blobs["bias"], stride=int(attrs["stride"]), padding=int(attrs["padding"]),

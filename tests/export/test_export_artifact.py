@@ -167,6 +167,8 @@ def test_malformed_manifest_with_valid_checksum(artifact_bytes):
         lambda m: next(iter(m["blobs"].values())).update(offset=10**9),
         lambda m: next(iter(m["blobs"].values())).update(dtype="O"),
         lambda m: m.pop("nodes"),
+        lambda m: next(n for n in m["nodes"] if n["op"] == "tconv")["attrs"].update(cg=10**12),
+        lambda m: m.update(meta=None, output=5),
     ]
     for edit in edits:
         m = json.loads(json.dumps(manifest))
