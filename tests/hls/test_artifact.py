@@ -66,3 +66,22 @@ def test_resnet20_every_layer_bit_exact(csim, tmp_path, artifact_path):
     assert sparse, "the exported model should have all-zero PE groups to skip"
     print(f"{len(work.shapes)} layers, {sum(c['nnz_groups'] for c in work.layers)}/"
           f"{sum(c['groups'] for c in work.layers)} non-zero groups ({'trained' if ASSET.is_file() else 'random'})")
+
+
+def test_whole_network_through_the_driver(csim, artifact_path):
+    """pesto.driver's Accelerator with the HLS engine as its backend: the same logits as the
+    integer reference on real images, and per-layer counters from the engine."""
+    from pesto.data.readers import read_fashion_mnist
+    from pesto.driver.accelerator import Accelerator
+    from pesto.driver.backends import BusBackend
+    from pesto.hls.bus import CSimBus, identity_probe
+    images = read_fashion_mnist(FMNIST_DIR, "test")[0][:2]
+    with Accelerator(artifact_path, "ref") as ref:
+        want = ref.execute(images)
+    bus = CSimBus(csim.binary)
+    identity_probe(bus)
+    with Accelerator(artifact_path, BusBackend(bus, "hls-csim")) as acc:
+        got = acc.execute(images)
+        records = acc.records
+    np.testing.assert_array_equal(got, want)
+    assert len(records) >= 18 and all(r.stats for r in records.values())
