@@ -18,14 +18,13 @@ import argparse
 import json
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from .errors import CheckpointError
 
-EMBEDDED = "resnet20_fmnist_wpc.pt"
+EMBEDDED = "sw/pesto/assets/resnet20_fmnist_wpc.pt"
 REMAKE = "pesto train --recipe fmnist-demo (see docs/training.md)"
 
 
@@ -45,7 +44,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def embedded_checkpoint() -> Path:
-    path = Path(str(resources.files("pesto").joinpath("assets", EMBEDDED)))
+    from .train.checkpoint import default_checkpoint_path
+    path = default_checkpoint_path()
     if not path.is_file():
         raise CheckpointError(f"the embedded model {path} is missing; remake it with `{REMAKE}` "
                               f"or pass --checkpoint")
