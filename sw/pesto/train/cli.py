@@ -69,6 +69,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     a("--resume", action="store_true", default=None, help="continue the run in --out where it stopped")
     a("--init", help="start from the weights of this checkpoint (e.g. a float model)")
     a("--plots", help="folder for the figures (sparsity over epochs, kernels, histogram)")
+    a("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
     a("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
     a("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
     a("--summary-json", help="also write the final metrics to this JSON file")

@@ -62,6 +62,7 @@ class TrainConfig:
     device: str | None = None            # default: cuda if available else cpu
     progress: bool = True
     init: str | None = None              # start from this checkpoint's weights (e.g. a float model)
+    threads: int | None = None           # torch CPU threads (1 is fastest on a crowded machine)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -102,6 +103,10 @@ def _dist_setup(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def _world() -> int:
+    return dist.get_world_size() if _is_dist() else 1
+
+
 def _is_dist() -> bool:
     return dist.is_available() and dist.is_initialized()
 
@@ -136,7 +141,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> tupl
 
 def _history_entry(epoch, cfg, lr, sums, steps, seen, test, elapsed, model_m, reg) -> dict:
     entry = {
-        "epoch": epoch, "lr": lr, "steps": steps, "time_s": round(elapsed, 2),
+        "epoch": epoch, "lr": lr, "steps": steps, "world_size": _world(), "time_s": round(elapsed, 2),
         "train_loss": sums[0] / max(steps, 1), "penalty": sums[1] / max(steps, 1),
         "train_acc": 100.0 * sums[2] / max(seen, 1), "test_loss": test[0], "test_acc": test[1],
     }
@@ -160,10 +165,13 @@ def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
 def train(cfg: TrainConfig) -> dict:
     """Train (or resume) as ``cfg`` says; returns the last checkpoint dict (rank 0) or {} (others)."""
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    owns_group = not _is_dist()
     rank, world = _dist_setup(device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + rank)
     np.random.seed(cfg.seed + rank)
 
@@ -199,6 +207,11 @@ def train(cfg: TrainConfig) -> dict:
     reg = Regularizer(layers, PENALTY[cfg.mode], cfg.lam, cfg.a)
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
+    if rank == 0:
+        tqdm.write(f"pesto train: {cfg.model} mode {cfg.mode} on {cfg.dataset} ({len(train_ds)} train / "
+                   f"{len(test_ds)} test images), {len(layers)} compressed layers, Cg {cfg.cg}, "
+                   f"lambda {cfg.lam}, a {cfg.a}, world size {world}, device {device}"
+                   + (f", resuming after epoch {start}" if start else ""))
     ckpt = {}
     for epoch in range(start, cfg.epochs):
         lr = lr_at(cfg, epoch)
@@ -249,6 +262,8 @@ def train(cfg: TrainConfig) -> dict:
     if rank == 0 and cfg.plots and ckpt:
         from .plots import plot_run
         plot_run(model, ckpt.get("history", history), cfg.plots, cfg.mode)
+    if world > 1 and owns_group:
+        dist.destroy_process_group()
     return ckpt if rank == 0 else {}
 
 

@@ -37,7 +37,7 @@ def weight_histograms(weights: dict[str, torch.Tensor], path, layer: str = "") -
     """One histogram per mode (figure 6): {mode: latent weight tensor of the same layer}."""
     plt = _plt()
     fig, axes = plt.subplots(1, len(weights), figsize=(3.2 * len(weights), 2.8), squeeze=False)
-    lim = max(float(w.abs().max()) for w in weights.values()) or 1.0
+    lim = max(float(w.detach().abs().max()) for w in weights.values()) or 1.0
     for ax, (mode, w) in zip(axes[0], weights.items()):
         w = w.detach().float().flatten().cpu().numpy()
         ax.hist(w, bins=101, range=(-lim, lim), color="tab:blue")
@@ -84,8 +84,7 @@ def kernel_pattern(module: nn.Module, path, title: str = "", max_out: int = 32, 
         for j in range(c):
             img[1 + i * (kh + 1):1 + i * (kh + 1) + kh, 1 + j * (kw + 1):1 + j * (kw + 1) + kw] = codes[i, j].numpy()
     fig, ax = plt.subplots(figsize=(max(3, c * 0.25), max(3, n * 0.25)))
-    cmap = plt.get_cmap("gray_r").copy()
-    cmap.set_bad("#d04040")  # grid lines
+    cmap = plt.get_cmap("gray_r").with_extremes(bad="#d04040")  # NaN = grid lines
     ax.imshow(np.ma.masked_invalid(img), cmap=cmap, vmin=-1.6, vmax=1.0, interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(title or f"ternary kernels {n}x{c}x{kh}x{kw}", fontsize=9)
