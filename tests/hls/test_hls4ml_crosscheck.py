@@ -14,7 +14,7 @@ from pesto.reference import run_conv
 pytestmark = pytest.mark.xdist_group("hls4ml")
 
 ALPHA = 0.3711   # a layer scale that is no power of two
-N, C, H, W = 8, 16, 6, 6
+N, C, H, W = 6, 16, 5, 5
 
 
 @pytest.fixture(scope="module")

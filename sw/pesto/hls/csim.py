@@ -4,6 +4,8 @@ against the ap_types headers hls4ml ships, plus the ap_axi_sdata.h shim in hls/c
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import importlib.util
 import os
 import re
@@ -31,18 +33,44 @@ def ap_types_dir() -> Path:
     return path
 
 
+def cache_dir() -> Path:
+    """Where compiled testbenches are kept, keyed by their sources: $PESTO_HLS_CACHE, else build/hls-csim."""
+    return Path(os.environ.get("PESTO_HLS_CACHE") or HLS_DIR.parent / "build" / "hls-csim")
+
+
 def compile_tb(project_dir, out: str | os.PathLike | None = None, cxx: str | None = None) -> Path:
-    """Compile pesto_accel.cpp + pesto_tb.cpp of a rendered project into one executable."""
+    """Compile pesto_accel.cpp + pesto_tb.cpp of a rendered project into one executable.
+
+    The sources depend only on the build parameters (the vectors are read at run time), so the
+    binary is cached by a hash of the sources, the shim, the compiler and its flags: projects of
+    the same build, and repeated runs, compile once."""
     project = Path(project_dir)
     cxx = cxx or os.environ.get("CXX", "g++")
     if shutil.which(cxx) is None:
         raise ConfigError(f"C++ compiler {cxx!r} not found: install g++ (apt-get install g++) or set CXX")
     out = Path(out) if out else project / "pesto_tb"
-    cmd = [cxx, *CXXFLAGS, f"-I{project}", f"-I{SHIM_DIR}", "-isystem", str(ap_types_dir()),
-           str(project / "pesto_accel.cpp"), str(project / "pesto_tb.cpp"), "-o", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise HardwareError(f"g++ could not build the HLS C simulation of {project}:\n{proc.stderr[-4000:]}")
+    ap_types = ap_types_dir()
+    version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
+    key = hashlib.sha256()
+    for part in [*version, *CXXFLAGS, str(ap_types)]:
+        key.update(part.encode() + b"\0")
+    for f in (project / "pesto_accel.h", project / "pesto_accel.cpp", project / "pesto_tb.cpp",
+              SHIM_DIR / "ap_axi_sdata.h"):
+        key.update(f.read_bytes() + b"\0")
+    cached = cache_dir() / key.hexdigest()[:20] / "pesto_tb"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with open(cached.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # one compile per key, also across pytest workers
+        if not cached.is_file():
+            tmp = cached.with_name(f".pesto_tb.{os.getpid()}")
+            cmd = [cxx, *CXXFLAGS, f"-I{project}", f"-I{SHIM_DIR}", "-isystem", str(ap_types),
+                   str(project / "pesto_accel.cpp"), str(project / "pesto_tb.cpp"), "-o", str(tmp)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise HardwareError(f"g++ could not build the HLS C simulation of {project}:\n{proc.stderr[-4000:]}")
+            os.replace(tmp, cached)
+    if out.resolve() != cached.resolve():
+        shutil.copy2(cached, out)
     return out
 
 
