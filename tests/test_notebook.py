@@ -46,7 +46,7 @@ def test_notebook_runs_on_the_simulated_accelerator(exported, tmp_path, monkeypa
     monkeypatch.setenv("PESTO_BACKEND", "sim")
     monkeypatch.setenv("PESTO_ARTIFACT", str(art_path))
     monkeypatch.setenv("PESTO_IMAGES", "40")
-    monkeypatch.setenv("PESTO_ACCEL_IMAGES", "2")
+    monkeypatch.setenv("PESTO_ACCEL_IMAGES", "1")
     monkeypatch.setenv("PESTO_FLOAT_RESULTS", str(tmp_path / "none.json"))
     if ckpt:
         monkeypatch.setenv("PESTO_CHECKPOINT", str(ckpt))

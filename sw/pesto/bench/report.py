@@ -91,7 +91,9 @@ def plot_speedups(rows: list[dict], path: Path, title: str, label_key: str = "la
     ax.set_ylabel("speedup over dense ternary (x)")
     ax.axhline(1.0, color="black", lw=0.5)
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    top = max((r.get(k) or 0) for r in rows for k, _, _ in series)
+    ax.set_ylim(0, 1.3 * top if math.isfinite(top) and top > 0 else None)
+    ax.legend(fontsize=8, loc="upper left", ncol=len(series))
     return _save(fig, path)
 
 
