@@ -66,7 +66,9 @@ def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
 
 
 class ImageDataset(Dataset):
-    """uint8 images (N, C, H, W) + int64 labels in memory; augment = random crop + flip."""
+    """uint8 images (N, C, H, W) + int64 labels in memory; augment = random crop + flip.
+
+    Augmentation draws from torch's RNG, which DataLoader seeds per worker (numpy's is not)."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, info: DatasetInfo, augment: bool = False):
         self.images = torch.from_numpy(np.ascontiguousarray(images))
@@ -84,9 +86,9 @@ class ImageDataset(Dataset):
             if p:
                 h, w = x.shape[-2:]
                 x = F.pad(x, (p, p, p, p))
-                dy, dx = np.random.randint(0, 2 * p + 1, size=2)
+                dy, dx = torch.randint(0, 2 * p + 1, (2,)).tolist()
                 x = x[:, dy:dy + h, dx:dx + w]
-            if self.info.flip and np.random.rand() < 0.5:
+            if self.info.flip and torch.rand(()) < 0.5:
                 x = x.flip(-1)
         return normalize(x, self.info.mean, self.info.std), self.labels[i]
 
@@ -139,14 +141,15 @@ class ImageFolderDataset(Dataset):
         x = self._read(path)
         c, h, w = x.shape
         if self.augment:
-            area = h * w * np.random.uniform(0.08, 1.0)
-            ratio = np.exp(np.random.uniform(np.log(3 / 4), np.log(4 / 3)))
+            u = torch.rand(2).tolist()
+            area = h * w * (0.08 + 0.92 * u[0])
+            ratio = np.exp(np.log(3 / 4) + u[1] * np.log(16 / 9))
             ch = int(min(h, max(1, round(np.sqrt(area / ratio)))))
             cw = int(min(w, max(1, round(np.sqrt(area * ratio)))))
-            y0, x0 = np.random.randint(0, h - ch + 1), np.random.randint(0, w - cw + 1)
+            y0, x0 = int(torch.randint(0, h - ch + 1, ())), int(torch.randint(0, w - cw + 1, ()))
             x = F.interpolate(x[None, :, y0:y0 + ch, x0:x0 + cw], size=(self.size, self.size),
                               mode="bilinear", align_corners=False)[0]
-            if np.random.rand() < 0.5:
+            if torch.rand(()) < 0.5:
                 x = x.flip(-1)
         else:
             short = round(self.size * 256 / 224)

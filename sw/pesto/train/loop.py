@@ -217,6 +217,10 @@ def train(cfg: TrainConfig) -> dict:
         lr = lr_at(cfg, epoch)
         for group in opt.param_groups:
             group["lr"] = lr
+        # data order and augmentation depend on (seed, epoch, rank) only: a resumed run
+        # sees the same batches as an uninterrupted one
+        g.manual_seed(cfg.seed + epoch)
+        torch.manual_seed(cfg.seed + 1000 * epoch + rank)
         if sampler is not None:
             sampler.set_epoch(epoch)
         net.train()
