@@ -105,6 +105,8 @@ def error_cases(layer: TernaryConv, x: np.ndarray, lanes: int = 16) -> list[Vect
     cases.append(replace(good, name="config_no_channels", writes={**regs, "N": 0}, status=ERR["CONFIG"], **fail))
     cases.append(replace(good, name="config_out_h", writes={**regs, "OUT_H": regs["OUT_H"] + 1},
                          status=ERR["CONFIG"], **fail))
+    cases.append(replace(good, name="config_huge", writes={**regs, "N": 1 << 31, "IN_H": 100000, "IN_W": 100000,
+                                                           "NNZ": 0xFFFFFFFF}, status=ERR["CONFIG"], **fail))
     cases.append(replace(reuse, name="reuse_after_failed_load", status=ERR["CONFIG"], **fail))
     # The identity probe: a run with N=0 and a single beat (TLAST) fails with CONFIG but leaves
     # ID/VERSION/HWCFG readable, which an HLS engine's output registers are not before a run.
