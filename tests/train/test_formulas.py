@@ -143,3 +143,17 @@ def test_cg_that_does_not_fit_is_refused():
         ternarize_model(model, cg=0)
     with pytest.raises(ConfigError, match="unknown layer 'conv9'"):
         ternarize_model(model, cg_overrides={"conv9": 4})
+
+
+def test_prune_mode_regularizes_the_layers_the_ternary_modes_compress():
+    from pesto.models import build_model
+    from pesto.prune import compressed_layers
+    float_model = build_model("resnet20", 1, 10, 28)
+    tern_model = ternarize_model(build_model("resnet20", 1, 10, 28), cg=8)
+    a = [(n, cg) for n, _, cg in compressed_layers(float_model, cg=8)]
+    b = [(n, cg) for n, _, cg in ternary_layers(tern_model)]
+    assert a == b and len(a) == 18 and a[0] == ("layer1.0.conv1", 8)
+    reg = Regularizer.for_mode("prune", float_model, lam=1.0, cg=8)
+    assert reg.kind == "lasso" and reg.penalty().requires_grad
+    m = metrics.model_metrics(float_model, compressed_layers(float_model, cg=8))
+    assert m["bits"] == 32 and m["compression_rate"] == pytest.approx(1.0)
