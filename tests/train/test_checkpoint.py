@@ -84,3 +84,17 @@ def test_wrong_architecture_is_named(tmp_path):
     ckpt["quant"]["mode"] = "wpc"  # float state dict, ternary config
     with pytest.raises(CheckpointError, match="missing .*parametrizations"):
         model_from_checkpoint(ckpt)
+
+
+def test_init_copies_float_weights_into_a_ternary_model(tmp_path):
+    from pesto.train.checkpoint import build_from_config
+    from pesto.train.loop import _init_from
+    p = tmp_path / "fp.pt"
+    fp_model, _ = _save(p, mode="fp")
+    tern = build_from_config(CFG, dict(mode="wpc", cg=16, keep_first_last=True, cg_overrides={}))
+    _init_from(tern, str(p))
+    assert torch.equal(tern.layer2[0].conv1.parametrizations.weight.original, fp_model.layer2[0].conv1.weight)
+    big = build_from_config(dict(CFG, name="resnet32"), dict(mode="fp", cg=16, keep_first_last=True,
+                                                           cg_overrides={}))
+    with pytest.raises(CheckpointError, match="same architecture"):
+        _init_from(big, str(p))  # resnet20 weights cannot fill a resnet32
