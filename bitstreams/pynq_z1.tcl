@@ -46,11 +46,15 @@ if {[llength $PESTO_IP_PARAMS]} {
 array set port $PESTO_PORTS
 
 # control: GP0 -> interconnect -> DMA registers and the accelerator's AXI4-Lite
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master /ps7/M_AXI_GP0 Clk Auto} [get_bd_intf_pins axi_dma/S_AXI_LITE]
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master /ps7/M_AXI_GP0 Clk Auto} [get_bd_intf_pins pesto_accel/$port(lite)]
+proc axi_auto {master slave pin intc} {
+    apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config [list Clk_master {Auto} Clk_slave {Auto} \
+        Clk_xbar {Auto} Master $master Slave $slave ddr_seg {Auto} intc_ip $intc master_apm {0}] $pin
+}
+axi_auto /ps7/M_AXI_GP0 /axi_dma/S_AXI_LITE [get_bd_intf_pins axi_dma/S_AXI_LITE] {New AXI Interconnect}
+axi_auto /ps7/M_AXI_GP0 /pesto_accel/$port(lite) [get_bd_intf_pins pesto_accel/$port(lite)] {Auto}
 # data: DMA masters -> SmartConnect -> HP0
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master /axi_dma/M_AXI_MM2S Slave /ps7/S_AXI_HP0 Clk Auto} [get_bd_intf_pins ps7/S_AXI_HP0]
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config {Master /axi_dma/M_AXI_S2MM Slave /ps7/S_AXI_HP0 Clk Auto} [get_bd_intf_pins axi_dma/M_AXI_S2MM]
+axi_auto /axi_dma/M_AXI_MM2S /ps7/S_AXI_HP0 [get_bd_intf_pins ps7/S_AXI_HP0] {New AXI SmartConnect}
+axi_auto /axi_dma/M_AXI_S2MM /ps7/S_AXI_HP0 [get_bd_intf_pins axi_dma/M_AXI_S2MM] {Auto}
 connect_bd_intf_net [get_bd_intf_pins axi_dma/M_AXIS_MM2S] [get_bd_intf_pins pesto_accel/$port(in)]
 connect_bd_intf_net [get_bd_intf_pins pesto_accel/$port(out)] [get_bd_intf_pins axi_dma/S_AXIS_S2MM]
 # the accelerator's clock and reset: the ones the automation gave its AXI4-Lite port

@@ -85,3 +85,14 @@ def test_whole_network_through_the_driver(csim, artifact_path):
         records = acc.records
     np.testing.assert_array_equal(got, want)
     assert len(records) >= 18 and all(r.stats for r in records.values())
+
+
+def test_cli_renders_an_artifact_project(artifact_path, tmp_path, capsys):
+    import json
+    from pesto.cli import main
+    out = tmp_path / "prj"
+    assert main(["hls", str(artifact_path), "-o", str(out), "--no-dense"]) == 0
+    assert "18 layers, 18 test cases" in capsys.readouterr().out
+    record = json.loads((out / "pesto_hls.json").read_text())
+    assert len(record["layers"]) == 18 and len(record["vectors"]) == 18
+    assert all((out / v).is_file() for v in record["vectors"])
