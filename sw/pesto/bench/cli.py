@@ -139,8 +139,9 @@ def _measure(backend, layer, x, clock_mhz: float, **extra) -> dict:
 
 
 def profile_artifact(acc, images, clock_mhz: float) -> dict:
-    """Per-layer and end-to-end cycles of ``acc`` (a hardware-backed Accelerator) on ``images``."""
-    rows = acc.profile(images)
+    """Per-layer and end-to-end cycles of ``acc`` (a hardware-backed Accelerator) on ``images``,
+    and the logits of that pass."""
+    rows, logits = acc.profile(images, with_logits=True)
     skip = sum(r["cycles_skip"] for r in rows)
     dense = sum(r["cycles_dense"] for r in rows)
     end_to_end = {
@@ -153,7 +154,7 @@ def profile_artifact(acc, images, clock_mhz: float) -> dict:
     }
     end_to_end["speedup_compute"] = (end_to_end["compute_cycles_dense"] / end_to_end["compute_cycles_skip"]
                                      if end_to_end["compute_cycles_skip"] else float("inf"))
-    return {"rows": rows, "end_to_end": end_to_end}
+    return {"rows": rows, "end_to_end": end_to_end, "logits": logits}
 
 
 ARTIFACT_COLUMNS = [("layer", "layer"), ("shape", "weights"), ("input_hw", "input"), ("nnz_groups", "non-zero groups"),

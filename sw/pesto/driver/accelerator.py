@@ -200,20 +200,29 @@ class Accelerator:
             "host_overhead_ms_per_image": 1e3 * (wall - accel) / n,
         }
         if self.has_counters:
-            cycles = sum(r.cycles for r in self.records.values()) / batch
-            result.update({
-                "clock_mhz": self.clock_mhz, "hw_cycles_per_image": cycles,
-                "hw_us_per_image": cycles / self.clock_mhz,
-                "hw_images_per_s": self.clock_mhz * 1e6 / cycles if cycles else float("inf"),
-            })
+            result.update(self.hw_time(batch))
         return result
 
-    def profile(self, images) -> list[dict]:
+    def hw_time(self, images: int | None = None) -> dict:
+        """The engine's own time for the last call, from its cycle counters: cycles, us and
+        images/s per image at ``clock_mhz`` (accelerated layers, streams included)."""
+        if not self.has_counters:
+            raise ConfigError(f"backend {self.backend.name!r} has no cycle counters")
+        images = images or max((len(r.stats) for r in self.records.values()), default=1)
+        cycles = sum(r.cycles for r in self.records.values()) / images
+        return {"clock_mhz": self.clock_mhz, "hw_cycles_per_image": cycles,
+                "hw_us_per_image": cycles / self.clock_mhz,
+                "hw_images_per_s": self.clock_mhz * 1e6 / cycles if cycles else float("inf")}
+
+    def profile(self, images, with_logits: bool = False):
         """Per accelerated layer, on the network's real activations for ``images`` (keep it to one
         or two): cycles with group skipping and without (the dense-ternary baseline on the same
         engine), measured, ideal and efficiency, PE utilisation -- pesto.sim.measure.measure_layer
         on every layer, each run checked bit for bit against the reference. Several images give
-        the per-image mean. Hardware backends only."""
+        the per-image mean. Hardware backends only.
+
+        with_logits=True returns (rows, logits): the network's outputs, every accelerated layer
+        of which the engine computed (and the reference confirmed) -- one pass for both."""
         if not self.has_counters:
             raise ConfigError(f"backend {self.backend.name!r} has no cycle counters; profile on 'sim' or 'pynq'")
         from ..reference import run_conv
@@ -230,13 +239,13 @@ class Accelerator:
 
         conv, self._conv = self._conv, measured
         try:
-            self.execute(images)
+            logits = self.execute(images)
         finally:
             self._conv = conv
         for r in rows:
             r["us_skip"] = r["cycles_skip"] / self.clock_mhz
             r["us_dense"] = r["cycles_dense"] / self.clock_mhz
-        return rows
+        return (rows, logits) if with_logits else rows
 
 
 def _mean_row(rows: list[dict]) -> dict:

@@ -1,0 +1,54 @@
+"""`pesto demo` end to end (README command one, minus the setup): the embedded model exported,
+accuracy float vs integer, one image through the accelerator RTL with every layer checked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pesto.cli import main
+
+pytestmark = [pytest.mark.sim, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """The embedded checkpoint; a ternarized random ResNet-20 checkpoint until it is committed."""
+    from pesto.train.checkpoint import default_checkpoint_path
+    if default_checkpoint_path().is_file():
+        return default_checkpoint_path()
+    import torch
+    from pesto.train.checkpoint import build_from_config, save_checkpoint
+    cfg = dict(name="resnet20", in_channels=1, num_classes=10, input_size=28)
+    quant = dict(mode="wpc", cg=16, keep_first_last=True, cg_overrides={})
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "random.pt"
+    save_checkpoint(path, build_from_config(cfg, quant), model_cfg=cfg, quant=quant,
+                    data=dict(dataset="fashion-mnist", mean=[0.2860], std=[0.3530]))
+    return path
+
+
+def test_demo(checkpoint, tmp_path, capsys):
+    argv = ["demo", "-o", str(tmp_path), "--images", "60", "--sim-images", "1"]
+    from pesto.train.checkpoint import default_checkpoint_path
+    if checkpoint != default_checkpoint_path():
+        argv += ["--checkpoint", str(checkpoint)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "[4/4]" in printed and "bit-exact vs the integer reference: yes" in printed
+    result = json.loads((tmp_path / "demo.json").read_text())
+    acc = result["accuracy"]
+    assert acc["images"] == 60 and 0 <= acc["integer"] <= 1 and 0 <= acc["float"] <= 1
+    comp = result["compression"]
+    assert comp["compression"] == pytest.approx(32 / ((1 - comp["group_sparsity"]) * 2))
+    assert comp["artifact_bytes"] < comp["float32_weight_bytes"]
+    assert result["simulation"]["bit_exact_vs_reference"] is True
+    assert len(result["layers"]) == comp["layers"] == 18
+    e = result["end_to_end"]
+    assert e["cycles_skip"] <= e["cycles_dense"] and e["us_per_image_skip"] == pytest.approx(e["cycles_skip"] / 100)
+    for name in ("layers.csv", "speedup.png", "resnet20_fmnist.pesto"):
+        assert (tmp_path / name).stat().st_size > 0
+    if checkpoint == default_checkpoint_path():  # the trained model: accurate and really compressed
+        assert acc["float"] > 0.8 and abs(acc["delta_points"]) <= 2.0
+        assert comp["group_sparsity"] > 0.2 and e["speedup"] > 1.1
