@@ -4,13 +4,16 @@ The testbench reads its vectors from files, so one binary runs every case."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pesto.hls import HLS_DEFAULT, compile_tb, render_project, run_tb, write_vectors
+from pesto.hls.sources import FMNIST_DIR
 from pesto.hwspec import unpack_outputs
 from pesto.reference import run_conv
 
@@ -58,3 +61,40 @@ class CSim:
 def csim(tmp_path_factory):
     project = render_project(tmp_path_factory.mktemp("hls_project"), [], TEST_HW, source="tests/hls")
     return CSim(compile_tb(project), project, TEST_HW)
+
+
+# -- an exported ResNet-20 (session-wide: xdist may interleave the modules that use it) --
+
+ASSET = Path(str(resources.files("pesto").joinpath("assets", "resnet20_fmnist_wpc.pt")))
+
+
+def _random_sparse_resnet20():
+    import torch
+    from pesto.models import build_model
+    from pesto.quant import latent_weight, ternarize_model, ternary_layers
+    torch.manual_seed(0)
+    model = ternarize_model(build_model("resnet20", in_channels=1, num_classes=10, input_size=28), cg=16)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for _, m, cg in ternary_layers(model):
+            w = latent_weight(m)
+            n, c = w.shape[:2]
+            dead = (torch.rand(n, -(-c // cg), generator=g) < 0.4).repeat_interleave(cg, dim=1)[:, :c]
+            w[dead.view(n, c, *([1] * (w.dim() - 2))).expand_as(w)] = 0
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def artifact_path(tmp_path_factory):
+    pytest.importorskip("torch")
+    from pesto import artifact
+    from pesto.data.readers import read_fashion_mnist
+    from pesto.export import export_model
+    calib = read_fashion_mnist(FMNIST_DIR, "train")[0][:32]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if ASSET.is_file():
+            art = export_model(str(ASSET), calib_images=calib, verify=0)
+        else:
+            art = export_model(_random_sparse_resnet20(), calib_images=calib, mean=[0.286], std=[0.353], verify=0)
+    return artifact.save(art, tmp_path_factory.mktemp("artifact") / "resnet20.pesto")

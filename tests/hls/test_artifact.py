@@ -5,51 +5,12 @@ randomly initialised one, ternarized, with 40% of its PE groups zeroed."""
 
 from __future__ import annotations
 
-import warnings
-from importlib import resources
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from pesto.hls.sources import FMNIST_DIR, from_artifact
 
 pytestmark = pytest.mark.xdist_group("hls")
-
-ASSET = Path(str(resources.files("pesto").joinpath("assets", "resnet20_fmnist_wpc.pt")))
-
-
-def _random_sparse_resnet20():
-    import torch
-    from pesto.models import build_model
-    from pesto.quant import latent_weight, ternarize_model, ternary_layers
-    torch.manual_seed(0)
-    model = ternarize_model(build_model("resnet20", in_channels=1, num_classes=10, input_size=28), cg=16)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for _, m, cg in ternary_layers(model):
-            w = latent_weight(m)
-            n, c = w.shape[:2]
-            dead = (torch.rand(n, -(-c // cg), generator=g) < 0.4).repeat_interleave(cg, dim=1)[:, :c]
-            w[dead.view(n, c, *([1] * (w.dim() - 2))).expand_as(w)] = 0
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
-def artifact_path(tmp_path_factory):
-    pytest.importorskip("torch")
-    from pesto import artifact
-    from pesto.data.readers import read_fashion_mnist
-    from pesto.export import export_model
-    calib = read_fashion_mnist(FMNIST_DIR, "train")[0][:32]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if ASSET.is_file():
-            art = export_model(str(ASSET), calib_images=calib, verify=0)
-        else:
-            art = export_model(_random_sparse_resnet20(), calib_images=calib, mean=[0.286], std=[0.353], verify=0)
-    return artifact.save(art, tmp_path_factory.mktemp("artifact") / "resnet20.pesto")
-
 
 def test_resnet20_every_layer_bit_exact(csim, tmp_path, artifact_path):
     work = from_artifact(artifact_path, csim.hw.lanes, images=1, dense=True)
@@ -65,7 +26,7 @@ def test_resnet20_every_layer_bit_exact(csim, tmp_path, artifact_path):
     sparse = [c for c in work.layers if c["nnz_groups"] < c["groups"]]
     assert sparse, "the exported model should have all-zero PE groups to skip"
     print(f"{len(work.shapes)} layers, {sum(c['nnz_groups'] for c in work.layers)}/"
-          f"{sum(c['groups'] for c in work.layers)} non-zero groups ({'trained' if ASSET.is_file() else 'random'})")
+          f"{sum(c['groups'] for c in work.layers)} non-zero groups")
 
 
 def test_whole_network_through_the_driver(csim, artifact_path):
