@@ -12,6 +12,7 @@ from pesto.hls.sources import FMNIST_DIR, from_artifact
 
 pytestmark = pytest.mark.xdist_group("hls")
 
+
 def test_resnet20_every_layer_bit_exact(csim, tmp_path, artifact_path):
     work = from_artifact(artifact_path, csim.hw.lanes, images=1, dense=True)
     assert "Fashion-MNIST test images" in work.source
