@@ -74,7 +74,8 @@ module pesto_loader #
 );
 
 localparam WORDS_PER_ENTRY = LANES / 4;
-localparam WPE_BITS = (WORDS_PER_ENTRY > 1) ? $clog2(WORDS_PER_ENTRY) : 1;
+localparam WPE_SHIFT = $clog2(WORDS_PER_ENTRY);
+localparam WPE_BITS = (WORDS_PER_ENTRY > 1) ? WPE_SHIFT : 1;
 localparam integer LAST_WORD_I = WORDS_PER_ENTRY - 1;
 localparam [WPE_BITS-1:0] LAST_WORD = LAST_WORD_I[WPE_BITS-1:0];
 localparam [1:0] IDLE = 2'd0, RUN = 2'd1, DROP = 2'd2;
@@ -112,6 +113,9 @@ wire [BEAT_WIDTH-1:0] param_i = beat;
 wire [BEAT_WIDTH-1:0] idx_i = beat - end_params;
 wire [BEAT_WIDTH-1:0] code_i = beat - end_idx;
 wire [BEAT_WIDTH-1:0] act_i = beat - end_codes;
+// which word of its buffer entry an activation beat is, and the entry's address
+wire [WPE_BITS-1:0] act_word = (WORDS_PER_ENTRY == 1) ? {WPE_BITS{1'b0}} : act_i[WPE_BITS-1:0];
+wire [BEAT_WIDTH-1:0] act_entry = act_i >> WPE_SHIFT;
 
 // a 2-bit field holding the reserved code 2 (binary 10)
 wire [31:0] fields_hi, fields_lo;
@@ -200,11 +204,11 @@ always @(posedge clk) begin
             wgt_addr_reg <= code_i[WGT_ADDR_WIDTH-1:0];
             bad_code_reg <= has_reserved;
         end else begin
-            entry[64*act_i[WPE_BITS-1:0] +: 64] <= s_axis_tdata;
-            if (WORDS_PER_ENTRY == 1 || act_i[WPE_BITS-1:0] == LAST_WORD) begin
+            entry[64*act_word +: 64] <= s_axis_tdata;
+            if (WORDS_PER_ENTRY == 1 || act_word == LAST_WORD) begin
                 act_wr_reg <= 1'b1;
             end
-            act_addr_reg <= act_i[ACT_ADDR_WIDTH+WPE_BITS-1:WPE_BITS];
+            act_addr_reg <= act_entry[ACT_ADDR_WIDTH-1:0];
         end
         if (s_axis_tlast && !is_last) begin
             err_short_reg <= 1'b1;
@@ -248,7 +252,7 @@ always @(posedge clk) begin
     end
 end
 
-wire unused_ok = &{1'b0, s_axis_tkeep, param_i, idx_i, code_i, act_i, 1'b0};
+wire unused_ok = &{1'b0, s_axis_tkeep, param_i, idx_i, code_i, act_i, act_entry, 1'b0};
 
 endmodule
 
