@@ -71,8 +71,7 @@ def prune_groups(model, fraction: float, seed: int = 0):
     return model
 
 
-def bench_resnet20(train_x, test_x, test_y, n_test: int, repeats: int, tmp: Path) -> dict:
-    ckpt = default_checkpoint_path()
+def bench_resnet20(ckpt: Path, train_x, test_x, test_y, n_test: int, repeats: int, tmp: Path) -> dict:
     model, info = load_model(str(ckpt))
     calib = train_x[:256]
     art, t_med, times = timed_export((model, info), calib, repeats)
@@ -80,7 +79,7 @@ def bench_resnet20(train_x, test_x, test_y, n_test: int, repeats: int, tmp: Path
     t0 = time.perf_counter()
     A.load(path)
     t_load = time.perf_counter() - t0
-    res = {"model": "resnet20 (embedded, trained WPC)", "checkpoint": str(ckpt.name), "input": "1x28x28",
+    res = {"model": f"resnet20 ({ckpt.name}, {info['mode']}, epoch {info.get('epoch')})", "checkpoint": str(ckpt.name), "input": "1x28x28",
            "calibration_images": len(calib), "export_seconds_median": t_med, "export_seconds": times,
            "load_seconds": t_load, **size_breakdown(art, path.stat().st_size), "layers": art.layer_stats()}
     x, y = test_x[:n_test], test_y[:n_test]
@@ -125,7 +124,7 @@ def markdown(results: dict) -> str:
                      f"{r['measured_compression_codes_indexers']:.2f}x |")
     acc = next((r for r in results["models"] if "float_accuracy" in r), None)
     if acc:
-        lines += ["", "## Float model vs integer pipeline (embedded ResNet-20, Fashion-MNIST test set)", "",
+        lines += ["", f"## Float model vs integer pipeline ({acc['model']}, Fashion-MNIST test set)", "",
                   "| images | float top-1 | integer top-1 | gap (points) | same prediction |", "|---|---|---|---|---|",
                   f"| {acc['test_images']} | {acc['float_accuracy']:.2f}% | {acc['integer_accuracy']:.2f}% | "
                   f"{acc['accuracy_gap_points']:+.2f} | {acc['prediction_agreement']:.2f}% |"]
@@ -138,8 +137,42 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(results: dict, path: Path) -> None:
+    """Per model: artifact bytes by part next to eq 2.8's size; ResNet-20's per-layer G/G_nz."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    models = results["models"]
+    fig, axes = plt.subplots(1, len(models) + 1, figsize=(5 + 3.2 * len(models), 4.5),
+                             gridspec_kw={"width_ratios": [1] * len(models) + [2.2]})
+    parts = [("codes_bytes", "2-bit codes"), ("indexer_bytes", "group indexers"),
+             ("output_stage_bytes", "output stages"), ("host_layer_bytes", "float host layers"),
+             ("manifest_header_padding_bytes", "manifest + header")]
+    for ax, r in zip(axes, models):
+        bottom = 0
+        for j, (key, label) in enumerate(parts):
+            ax.bar(0, r[key] / 1024, bottom=bottom / 1024, color=f"C{j}", label=label)
+            bottom += r[key]
+        ax.bar(1, r["eq28_bytes"] / 1024, color="0.6", hatch="//", label="eq 2.8 (ternary weights)")
+        ax.set_xticks([0, 1], ["artifact", "eq 2.8"])
+        ax.set_ylabel("KiB")
+        ax.set_title(f"{r['model'].split(' (')[0]}: Gs {100 * r['group_sparsity']:.0f}%, {r['eq28_compression']:.1f}x",
+                     fontsize=9)
+    axes[0].legend(fontsize=7, loc="upper right")
+    ax = axes[-1]
+    layers = models[0]["layers"]
+    ax.bar(range(len(layers)), [s["speedup_ideal"] for s in layers], color="C1")
+    ax.set_xticks(range(len(layers)), [s["name"].replace("layer", "L") for s in layers], rotation=70, fontsize=7)
+    ax.set_ylabel("ideal speedup G / G_nz")
+    ax.set_title(f"{models[0]['model'].split(' (')[0]}: per-layer skipping bound", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", type=Path, default=default_checkpoint_path(),
+                   help="the trained ResNet-20 (default: the embedded one)")
     p.add_argument("--test-images", type=int, default=10000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--resnet18-group-sparsity", type=float, default=0.25)
@@ -152,7 +185,7 @@ def main(argv=None) -> int:
     models = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        models.append(bench_resnet20(train.images.numpy(), test.images.numpy(), test.labels.numpy(),
+        models.append(bench_resnet20(args.checkpoint, train.images.numpy(), test.images.numpy(), test.labels.numpy(),
                                      args.test_images, args.repeats, tmp))
         if not args.skip_resnet18:
             models.append(bench_resnet18(args.repeats, tmp, args.resnet18_group_sparsity))
@@ -163,7 +196,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     from pesto.util import atomic_write_text
     atomic_write_text(out / "export.json", json.dumps(results, indent=1, default=float))
-    atomic_write_text(out / "export.md", markdown(results))
+    atomic_write_text(out / "export.md", markdown(results) + "\n![artifact size and per-layer bound](export.png)\n")
+    plot(results, out / "export.png")
     print(markdown(results))
     return 0
 

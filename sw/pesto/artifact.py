@@ -351,7 +351,7 @@ def to_bytes(artifact: Artifact) -> bytes:
         "format": "pesto-artifact", "format_version": list(FORMAT_VERSION),
         "meta": artifact.meta, "output": artifact.output, "nodes": nodes, "blobs": table,
     }
-    mbytes = json.dumps(manifest, indent=1, sort_keys=False, allow_nan=False).encode("utf-8")
+    mbytes = json.dumps(manifest, separators=(",", ":"), allow_nan=False).encode("utf-8")
     mbytes += b" " * ((-len(mbytes)) % ALIGN)
     body = HEADER.pack(MAGIC, *FORMAT_VERSION, 0, len(mbytes), offset) + mbytes + b"".join(blobs)
     return body + bytes.fromhex(sha256(body))

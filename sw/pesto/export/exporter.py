@@ -101,6 +101,7 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
     if cg is not None:
         geometry.check_cg(cg, None, "export")
     model, info = load_model(model_or_checkpoint, cg)
+    model.eval()
     if not 1 <= act_bits <= numerics.ACT_BITS:
         raise ConfigError(f"act_bits must be 1..{numerics.ACT_BITS} (the engine's activations are "
                           f"{numerics.ACT_BITS}-bit), got {act_bits}")
