@@ -16,7 +16,7 @@ import numpy as np
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink,
                            AxiStreamSource)
 
@@ -137,8 +137,9 @@ class TB:
     async def send(self, words: np.ndarray) -> None:
         await self.source.send(AxiStreamFrame(np.asarray(words, dtype="<u8").tobytes()))
 
-    async def recv_words(self) -> np.ndarray:
-        frame = await self.sink.recv()
+    async def recv_words(self, timeout_cycles: int = 2_000_000) -> np.ndarray:
+        """The next output packet; fails instead of hanging when none comes."""
+        frame = await with_timeout(self.sink.recv(), timeout_cycles * PERIOD_NS, "ns")
         return np.frombuffer(bytes(frame.tdata), dtype="<u8")
 
     async def wait_done(self, limit: int = 2_000_000) -> int:

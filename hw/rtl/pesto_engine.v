@@ -211,6 +211,9 @@ assign compute_cycles = compute_cycles_reg;
 
 // ------------------------------------------------------------------ control
 wire [3:0] ksq = (kh == 4'd3) ? 4'd9 : 4'd1;
+// code words per group: ceil(taps / taps per word)
+localparam integer TPW_I = TAPS_PER_WORD;
+wire [4:0] wpg_full = ({1'b0, ksq} + TPW_I[4:0] - 5'd1) >> LG_TPW;
 wire out_beat_last = m_axis_tvalid && m_axis_tready && m_axis_tlast;
 wire [7:0] stream_err = ld_err_short ? PESTO_ERR_STREAM_SHORT :
                         ld_err_long ? PESTO_ERR_STREAM_LONG :
@@ -274,7 +277,7 @@ always @(posedge clk) begin
             pix_v <= out_h_cfg[AW:0] * out_w_cfg[AW:0];
             ng_v <= n_cfg[NW:0] * g_cfg[LW:0];
             taps_v <= ksq;
-            wpg_v <= (ksq + TAPS_PER_WORD[3:0] - 4'd1) >> LG_TPW;
+            wpg_v <= wpg_full[3:0];
             exp_out_h <= ({2'b0, in_h_cfg[AW:0]} + {{AW{1'b0}}, pad[1:0], 1'b0} - {{AW-1{1'b0}}, kh}) >> (stride == 4'd2);
             exp_out_w <= ({2'b0, in_w_cfg[AW:0]} + {{AW{1'b0}}, pad[1:0], 1'b0} - {{AW-1{1'b0}}, kw}) >> (stride == 4'd2);
             state <= CHECK2;
@@ -711,7 +714,7 @@ pesto_packer packer_inst (
 
 // the drain's credits keep the output FIFO from overflowing; the kernel register's upper half
 // is reserved
-wire unused_ok = &{1'b0, fifo_s_ready, sc_busy, cfg_kernel[31:16], 1'b0};
+wire unused_ok = &{1'b0, fifo_s_ready, sc_busy, cfg_kernel[31:16], wpg_full[4], 1'b0};
 
 endmodule
 

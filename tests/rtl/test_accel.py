@@ -12,9 +12,12 @@ pytestmark = pytest.mark.sim
 
 # the PYNQ-Z1 configuration (the RTL's defaults)
 DEFAULT = {}
-# another point of the parameter space: narrower groups, fewer PEs, small buffers
-SMALL = {"LANES": 8, "NUM_PE": 8, "LOG2_ACT_DEPTH": 8, "LOG2_WGT_DEPTH": 9, "LOG2_MAX_N": 6,
-         "LOG2_MAX_PIX": 8, "LOG2_OUT_FIFO": 6}
+# another point of the parameter space: narrow groups (8 taps per code word), fewer PEs,
+# small buffers
+SMALL = {"LANES": 4, "NUM_PE": 8, "LOG2_ACT_DEPTH": 9, "LOG2_WGT_DEPTH": 10, "LOG2_MAX_N": 6,
+         "LOG2_MAX_PIX": 9, "LOG2_OUT_FIFO": 6}
+# wide groups (one tap per code word) on Icarus
+WIDE = {"LANES": 32, "NUM_PE": 4}
 
 TOP_TESTS = ["test_registers", "test_smoke", "test_sweep", "test_sparsity", "test_table7",
              "test_back_to_back", "test_errors", "test_start_while_busy", "test_reset_mid_stream"]
@@ -32,7 +35,7 @@ def test_accel_verilator_small(testcase):
     run(build("verilator", "pesto_accel", SMALL), "test_pesto_accel", testcase=testcase)
 
 
-@pytest.mark.xdist_group("icarus-accel-default")
-@pytest.mark.parametrize("testcase", ["test_registers", "test_smoke"])
-def test_accel_icarus(testcase):
-    run(build("icarus", "pesto_accel", DEFAULT), "test_pesto_accel", testcase=testcase)
+@pytest.mark.xdist_group("icarus-accel")
+@pytest.mark.parametrize("params", [DEFAULT, WIDE], ids=["default", "wide"])
+def test_accel_icarus(params):
+    run(build("icarus", "pesto_accel", params), "test_pesto_accel", testcase=["test_registers", "test_smoke"])
