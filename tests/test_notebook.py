@@ -45,7 +45,7 @@ def test_notebook_runs_on_the_simulated_accelerator(exported, tmp_path, monkeypa
     art_path, ckpt = exported
     monkeypatch.setenv("PESTO_BACKEND", "sim")
     monkeypatch.setenv("PESTO_ARTIFACT", str(art_path))
-    monkeypatch.setenv("PESTO_IMAGES", "40")
+    monkeypatch.setenv("PESTO_IMAGES", "20")
     monkeypatch.setenv("PESTO_ACCEL_IMAGES", "1")
     monkeypatch.setenv("PESTO_FLOAT_RESULTS", str(tmp_path / "none.json"))
     if ckpt:

@@ -12,6 +12,9 @@ from pesto.hwspec import REGMAP, HwConfig
 from pesto.reference import network, run_conv
 from pesto.sim.measure import make_layer, random_input
 
+# on the simulator's worker: it shares the session's exported artifact with the sim tests
+pytestmark = pytest.mark.xdist_group("driver-sim")
+
 
 @pytest.fixture(scope="module")
 def ref(art):

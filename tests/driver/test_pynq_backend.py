@@ -53,7 +53,7 @@ def serve(sock: socket.socket, bus, proc: subprocess.Popen) -> int:
         served += 1
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: xdist may interleave modules on the worker
 def board_run(sim, artifact_path, art, fmnist, tmp_path_factory):
     from pynq_venv import pynq_python
     python = pynq_python()
