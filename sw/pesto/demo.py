@@ -76,7 +76,6 @@ def float_accuracy(model, artifact, images: np.ndarray, labels: np.ndarray, batc
 
 
 def run(args) -> int:
-    import torch
     from . import artifact as artifact_mod
     from .bench import report
     from .bench.cli import ARTIFACT_COLUMNS, profile_artifact
@@ -89,7 +88,6 @@ def run(args) -> int:
     step = Steps(4 if use_sim else 3)
     out = Path(args.out)
     result: dict = {"command": "pesto demo " + " ".join(sys.argv[2:]), "clock_mhz": args.clock_mhz}
-    torch.set_num_threads(max(1, torch.get_num_threads()))
 
     step("loading the embedded compressed ResNet-20 and Fashion-MNIST")
     ckpt = args.checkpoint or embedded_checkpoint()

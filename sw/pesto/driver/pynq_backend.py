@@ -21,6 +21,7 @@ from .backends import wait_until
 VLNV = REGMAP.spec["vlnv"]
 DMA_VLNV = "xilinx.com:ip:axi_dma:"     # any version of the Xilinx AXI DMA
 DMACR_RESET = 0x4                       # MM2S_DMACR.Reset resets both channels (PG021)
+MM2S_DMASR, S2MM_DMASR = 0x04, 0x34     # channel status registers (PG021)
 
 
 class PestoAccelIP(DefaultIP):
@@ -65,12 +66,12 @@ class PynqBus:
         except ValueError as e:  # pynq: transfer longer than the DMA's length register allows
             raise HardwareError(f"{e}: rebuild the overlay's AXI DMA with c_sg_length_width=26") from e
         try:
-            for ch, what in ((send, "the DMA to send the input stream (MM2S)"),
-                             (recv, "the output stream (S2MM): the engine did not answer")):
+            for ch, status, what in ((send, MM2S_DMASR, "the DMA to send the input stream (MM2S)"),
+                                     (recv, S2MM_DMASR, "the output stream (S2MM): the engine did not answer")):
                 wait_until(lambda: ch.idle or ch.error, timeout_s, what)
                 if ch.error:
                     raise HardwareError(f"AXI DMA error while waiting for {what} "
-                                        f"(DMASR=0x{self.dma.read(ch._offset + 4):08X})")
+                                        f"(DMASR=0x{self.dma.read(status):08X})")
                 ch.wait()  # idle now: pynq's own bookkeeping (cache invalidate, bytes transferred)
         except HardwareError:
             self.reset_dma()
