@@ -112,3 +112,13 @@ def test_identity_registers(csim, tmp_path):
     run = csim.run(tmp_path, [layer_case(layer, x[:, :4, :4], csim.hw.lanes)])
     assert run.hw["id"] == REGMAP.id and run.hw["version"] == REGMAP.version
     assert HwConfig.from_registers(run.hw["hwcfg0"], run.hw["hwcfg1"]) == csim.hw
+
+
+def test_testbench_refuses_a_stream_without_tlast(csim, tmp_path):
+    """C simulation cannot block: a case whose input never ends is reported, not run forever."""
+    from dataclasses import replace
+    layer, x = table7_case("stage3")
+    case = layer_case(layer, x, csim.hw.lanes)
+    run = csim.run(tmp_path, [replace(case, name="no_tlast", lasts=np.zeros(len(case.beats), dtype=bool)), case])
+    assert run.failed == 1 and not run.cases["no_tlast"].passed and "no TLAST" in run.output
+    assert run.cases[case.name].passed

@@ -48,6 +48,8 @@ class CSimBus:
 
     def transfer(self, words: np.ndarray, n_out: int, timeout_s: float = 10.0) -> np.ndarray:
         words = np.asarray(words, dtype=np.uint64)
+        if words.size == 0:
+            raise HardwareError("DMA send of 0 words: the engine would wait for its input forever")
         lines = [f"x {len(words)}"] + [f"{int(w):016x} {int(i == len(words) - 1)}" for i, w in enumerate(words)]
         self._send("\n".join(lines) + "\n")
         _, count, unread = self._line().split()

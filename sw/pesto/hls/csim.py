@@ -100,7 +100,7 @@ class TbRun:
         return np.array([int(t, 16) for t in text], dtype=np.uint64)
 
 
-_CASE = re.compile(r"^case (\S+) (.*) result=(PASS|FAIL)$")
+_CASE = re.compile(r"^case (\S+) (.*) result=(PASS|FAIL)\b.*$")
 
 
 def run_tb(binary, vector_files=(), dump_dir=None, cwd=None, timeout_s: float = 600) -> TbRun:
