@@ -50,7 +50,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="weight shape, repeatable (default: the three table 7 shapes)")
     p.add_argument("--sparsity", type=float, nargs="+", default=list(DEFAULT_SPARSITIES),
                    help="group sparsities in [0, 1) (default 0 .25 .5 .75 .9 .95)")
-    p.add_argument("--input-hw", type=int, default=8, help="input height/width (default 8)")
+    p.add_argument("--input-hw", type=int, default=None,
+                   help="input height/width (default: table 7's 32/16/8 for its shapes, else 16)")
     p.add_argument("--cg", type=int, default=16, help="PE group size Cg (default 16)")
 
     p = sub.add_parser("artifact", help="every accelerated layer of an exported network, and end to end")
@@ -111,16 +112,20 @@ def run_sweep(args, backend) -> dict:
     from ..sim import measure
     shapes = [parse_shape(s) for s in args.shapes] if args.shapes else \
         [(t.channels, t.channels, 3, 3) for t in measure.TABLE7]
+    table7_hw = {(t.channels, t.channels, 3, 3): t.size for t in measure.TABLE7}
     step = _progress(len(shapes) * len(args.sparsity), "sweep")
     rows = []
-    for n, c, k, _ in shapes:
+    for shape in shapes:
+        n, c, k, _ = shape
+        hw = args.input_hw or table7_hw.get(tuple(shape), 16)
         for gs in args.sparsity:
             name = f"{n}x{c}x{k}x{k}"
             layer = measure.make_layer(n, c, k, args.cg, group_sparsity=gs, seed=args.seed, name=name)
-            x = measure.random_input(c, args.input_hw, args.input_hw, seed=args.seed + 1)
+            x = measure.random_input(c, hw, hw, seed=args.seed + 1)
             rows.append(_measure(backend, layer, x, args.clock_mhz))
             step(rows[-1])
-    cols = [("layer", "weights"), ("group_sparsity", "group sparsity"), ("nnz_groups", "non-zero groups"),
+    cols = [("layer", "weights"), ("input_hw", "input"), ("group_sparsity", "group sparsity"),
+            ("nnz_groups", "non-zero groups"),
             ("compute_cycles_dense", "cycles dense"), ("compute_cycles_skip", "cycles skip"),
             ("speedup", "speedup"), ("speedup_ideal", "ideal"), ("efficiency", "efficiency"),
             ("utilization_skip", "PE utilisation (skip)")]
