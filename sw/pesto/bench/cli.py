@@ -12,6 +12,7 @@ by the same driver code the board uses; time is cycles at --clock-mhz (100 MHz o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -220,7 +221,7 @@ def run(args) -> int:
     print(markdown)
     meta = {"bench": args.bench, "simulator": args.simulator, "clock_mhz": args.clock_mhz, "seed": args.seed,
             "command": "pesto bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else args.bench,
-            "hardware": backend.describe(), **res.get("meta", {})}
+            "hardware": backend.describe(), "hwcfg": dataclasses.asdict(backend.hw), **res.get("meta", {})}
     paths = report.write_results(args.out, res["stem"], res["rows"], meta, markdown)
     if not args.no_plot:
         png = args.out / f"{res['stem']}.png"
