@@ -113,6 +113,9 @@ def render_sources(hw: HwConfig = HLS_DEFAULT, source: str = "layer configuratio
                    axis_sideband: int = 0) -> dict[str, str]:
     """The HLS sources, testbench and TCL of one build, as {file name: text}."""
     check_hw(hw)
+    if not (HLS_DIR / "pesto_accel.cpp.j2").is_file():
+        raise ConfigError(f"HLS templates not found in {HLS_DIR}: `pesto hls` renders the hls/ folder of a "
+                          f"source checkout; install pesto from one with `pip install -e .`")
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HLS_DIR)), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True)
     vendor, library, name, version = VLNV.split(":")
