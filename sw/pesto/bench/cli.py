@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import ConfigError
 
 DEFAULT_SPARSITIES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95)
@@ -170,17 +172,25 @@ ARTIFACT_COLUMNS = [("layer", "layer"), ("shape", "weights"), ("input_hw", "inpu
                     ("us_skip", "us @ clock")]
 
 
-def fmnist_test_images(n: int, data_root=None):
-    """The first ``n`` Fashion-MNIST test images (uint8) and labels."""
+def fmnist_test_images(n: int, data_root=None, shape=(1, 28, 28)):
+    """The first ``n`` Fashion-MNIST test images (uint8) and labels, centre-cropped when the
+    model takes a smaller single-channel input."""
     from ..data import load_splits
     _, test = load_splits("fashion-mnist", root=data_root, augment=False)
-    return test.images[:n].numpy(), test.labels[:n].numpy()
+    images, labels = test.images[:n].numpy(), test.labels[:n].numpy()
+    c, h, w = shape
+    if (c, h, w) != images.shape[1:]:
+        if c != 1 or h > images.shape[2] or w > images.shape[3]:
+            raise ConfigError(f"the artifact takes {c}x{h}x{w} inputs; Fashion-MNIST images are 1x28x28")
+        y0, x0 = (images.shape[2] - h) // 2, (images.shape[3] - w) // 2
+        images = np.ascontiguousarray(images[:, :, y0:y0 + h, x0:x0 + w])
+    return images, labels
 
 
 def run_artifact(args, backend) -> dict:
     from ..driver import Accelerator
     acc = Accelerator(args.artifact, backend=backend, clock_mhz=args.clock_mhz)
-    images, _ = fmnist_test_images(args.images, args.data_root)
+    images, _ = fmnist_test_images(args.images, args.data_root, acc.artifact.input_shape)
     print(f"[bench] profiling {len(acc.layers)} accelerated layers on {len(images)} image(s), skip on and off",
           flush=True)
     result = profile_artifact(acc, images, args.clock_mhz)
