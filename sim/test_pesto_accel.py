@@ -150,32 +150,56 @@ async def test_sparsity(dut):
                       st0.compute_cycles)
 
 
+def cycle_model(layer, h, w, num_pe, lanes, skip):
+    """docs/rtl.md's COMPUTE_CYCLES model without its constant: taps x blocks x issued groups,
+    plus (skipping) the stream time of all-zero channels behind the last computed one."""
+    codes = hw_codes(layer, lanes)
+    n, g, kh, kw, _ = codes.shape
+    nz = (codes != 0).reshape(n, g, -1).any(axis=2)
+    ho, wo = layer.out_hw(h, w)
+    blocks = math.ceil(ho * wo / num_pe)
+    if not skip:
+        return int(kh * kw * blocks * n * g), 0
+    active = np.flatnonzero(nz.any(axis=1))
+    z_tail = int(n - 1 - (active[-1] if active.size else -1))
+    return int(kh * kw * blocks * int(nz.sum()) + math.ceil(ho * wo / 4) * z_tail), z_tail
+
+
 @cocotb.test()
 async def test_table7(dut):
     """The three ResNet-20 layers of table 7 at CIFAR sizes with the paper's non-zero group
-    counts: bit-exact in both modes, and the skip speedup within 95% of G/G_nz."""
+    counts: bit-exact in both modes, COMPUTE_CYCLES within a small constant of the cycle model
+    (no scheduler stalls), and the skip speedup within 95% of G/G_nz."""
     tb = await new_tb(dut, noise=False)
     rng = np.random.default_rng(SEED + 3)
     rows = []
-    for c, hw_size, nz in [(16, 32, 9), (32, 16, 33), (64, 8, 119)]:
-        layer, x = make_case(rng, tb.hw, c, c, hw_size, hw_size, 3, 1, 1, 16, nz_groups=nz, relu=True)
+    for c, size, nz in [(16, 32, 9), (32, 16, 33), (64, 8, 119)]:
+        layer, x = make_case(rng, tb.hw, c, c, size, size, 3, 1, 1, 16, nz_groups=nz, relu=True)
         _, st1 = await check_layer(tb, layer, x, skip=True, tag=f"table7 {c} skip")
         _, st0 = await check_layer(tb, layer, x, skip=False, tag=f"table7 {c} dense")
+        model1, z_tail = cycle_model(layer, size, size, tb.hw.num_pe, tb.hw.lanes, True)
+        model0, _ = cycle_model(layer, size, size, tb.hw.num_pe, tb.hw.lanes, False)
         ideal = layer.out_channels * layer.groups / nz
         speedup = st0.compute_cycles / st1.compute_cycles
-        rows.append({"weights": [c, c, 3, 3], "input": [c, hw_size, hw_size], "nz_groups": nz,
-                     "groups": c * layer.groups, "compute_cycles_dense": st0.compute_cycles,
-                     "compute_cycles_skip": st1.compute_cycles, "cycles_dense": st0.cycles,
-                     "cycles_skip": st1.cycles, "speedup": speedup, "ideal": ideal,
-                     "fraction_of_ideal": speedup / ideal})
+        rows.append({"weights": [c, c, 3, 3], "input": [c, size, size], "nz_groups": nz,
+                     "groups": c * layer.groups, "trailing_zero_channels": z_tail,
+                     "compute_cycles_dense": st0.compute_cycles, "compute_cycles_skip": st1.compute_cycles,
+                     "model_dense": model0, "model_skip": model1,
+                     "cycles_dense": st0.cycles, "cycles_skip": st1.cycles, "speedup": speedup,
+                     "ideal": ideal, "fraction_of_ideal": speedup / ideal})
         dut._log.info("table7 %s", rows[-1])
+        assert model0 <= st0.compute_cycles <= model0 + 40, rows[-1]
+        assert model1 <= st1.compute_cycles <= model1 + 40, rows[-1]
     out = os.environ.get("PESTO_TABLE7_JSON")
     if out:
         with open(out, "w") as f:
             json.dump(rows, f, indent=1)
-    for r in rows:
-        if tb.hw.num_pe == 16 and tb.hw.lanes == 16:
-            assert r["fraction_of_ideal"] >= 0.95, r
+    if tb.hw.num_pe == 16 and tb.hw.lanes == 16:
+        for r in rows:
+            # a trailing all-zero channel costs its stream time after the last compute, which
+            # no engine can hide (docs/rtl.md); the default build stays above 95% with one
+            if r["trailing_zero_channels"] <= 1:
+                assert r["fraction_of_ideal"] >= 0.95, r
 
 
 @cocotb.test()
