@@ -229,3 +229,16 @@ def test_calibration_input_checks(resnet20):
                      np.zeros((4, 3, 28, 28), np.float32))
     with pytest.raises(ConfigError, match="NaN"):
         export(resnet20, np.full((2, 1, 28, 28), np.nan, np.float32))
+
+
+def test_run_entry_point_normalises_once(resnet20_artifact, fmnist):
+    x = fmnist[1][:3]
+    want = run(resnet20_artifact, x)
+    assert np.array_equal(run(resnet20_artifact, x.astype(np.float32) / np.float32(255)), want)
+    assert np.array_equal(run(resnet20_artifact, normalize(resnet20_artifact, x), normalized=True), want)
+    # batch invariant (the driver may run image by image): single (C, H, W) images give the same bits
+    x = fmnist[1][:12]
+    want = run(resnet20_artifact, x)
+    assert all(np.array_equal(run(resnet20_artifact, x[i]), want[i:i + 1]) for i in range(len(x)))
+    with pytest.raises(ConfigError, match=r"\(batch, 1, H, W\)"):
+        run(resnet20_artifact, np.zeros((2, 3, 28, 28), np.uint8))

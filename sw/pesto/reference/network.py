@@ -122,7 +122,9 @@ def _run_node(node: Node, ins: list, fracs: list, x: np.ndarray, conv: ConvFn) -
         y = conv2d_float(v, node.arrays["weight"], node.arrays.get("bias"), int(a["stride"]), int(a["padding"]))
         return np.maximum(y, 0) if a.get("relu") else y
     if op == "linear":
-        y = v.astype(np.float32) @ node.arrays["weight"].T
+        # float64 accumulation: float32 products are exact in it, so the float32 result does
+        # not depend on the batch size (BLAS blocking) in practice
+        y = v.astype(np.float64) @ node.arrays["weight"].T.astype(np.float64)
         if "bias" in node.arrays:
             y = y + node.arrays["bias"]
         y = y.astype(np.float32)
@@ -131,20 +133,22 @@ def _run_node(node: Node, ins: list, fracs: list, x: np.ndarray, conv: ConvFn) -
 
 
 def conv2d_float(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: int, padding: int) -> np.ndarray:
-    """float32 conv of (B, C, H, W) with (N, C, Kh, Kw), one matrix product per kernel tap."""
+    """float32 conv of (B, C, H, W) with (N, C, Kh, Kw), one matrix product per kernel tap,
+    accumulated in float64 (exact float32 products) so the result does not depend on the batch."""
     n, c, kh, kw = w.shape
     bsz, _, h, wd = x.shape
     ho = (h + 2 * padding - kh) // stride + 1
     wo = (wd + 2 * padding - kw) // stride + 1
-    xp = np.pad(x.astype(np.float32), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    out = np.zeros((bsz, n, ho, wo), dtype=np.float32)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    w = w.astype(np.float64)
+    out = np.zeros((bsz, n, ho, wo), dtype=np.float64)
     for ky in range(kh):
         for kx in range(kw):
             patch = xp[:, :, ky:ky + stride * (ho - 1) + 1:stride, kx:kx + stride * (wo - 1) + 1:stride]
             out += np.einsum("nc,bchw->bnhw", w[:, :, ky, kx], patch, optimize=True)
     if b is not None:
         out += b.reshape(1, -1, 1, 1)
-    return out
+    return out.astype(np.float32)
 
 
 def _maxpool(x: np.ndarray, k: int, s: int, p: int) -> np.ndarray:
