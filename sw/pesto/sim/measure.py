@@ -136,6 +136,37 @@ def utilization(layer: TernaryConv, h: int, w: int, hw: HwConfig, compute_cycles
     return lane_ops(layer, h, w, hw.lanes, skip) / (hw.num_pe * hw.lanes * compute_cycles)
 
 
+def cycle_model(layer: TernaryConv, h: int, w: int, hw: HwConfig, skip: bool) -> dict:
+    """What the engine's schedule (docs/rtl.md) needs at the least, in cycles after the input is in.
+
+    issue: one kernel tap of one issued group per cycle for a block of NUM_PE output pixels,
+    channel after channel. stream_bound: the output packet leaves in (n, y, x) order at one
+    64-bit word (4 outputs) per cycle and a word can only leave once computed (a channel
+    skipped entirely is synthesised, ready at once), so with unlimited output buffering the run
+    cannot end before max_j(ready_j + words after j). Where the output stream and not the
+    array is the bottleneck (few non-zero groups per channel, big feature maps, runs of
+    skipped channels), stream_bound > issue and skipping cannot reach G/G_nz.
+    """
+    hwc = hw_codes(layer, hw.lanes)
+    n, g, kh, kw, _ = hwc.shape
+    issued = (hwc != 0).reshape(n, g, -1).any(axis=2).sum(axis=1) if skip else np.full(n, g)
+    ho, wo = layer.out_hw(h, w)
+    pix = ho * wo
+    blocks = math.ceil(pix / hw.num_pe)
+    per_block = issued * kh * kw                       # cycles per pixel block of each channel
+    start = np.concatenate([[0], np.cumsum(per_block * blocks)[:-1]])
+    p = np.arange(pix)
+    ready = start[:, None] + (p // hw.num_pe + 1)[None, :] * per_block[:, None]
+    ready[per_block == 0] = 0                          # skipped channel: synthesised by the emitter
+    ready = ready.reshape(-1)
+    words = math.ceil(ready.size / 4)
+    ready_w = np.zeros(words * 4, dtype=np.int64)
+    ready_w[:ready.size] = ready
+    ready_w = ready_w.reshape(words, 4).max(axis=1)
+    bound = int((ready_w + (words - np.arange(words))).max()) if words else 0
+    return {"issue": int((per_block * blocks).sum()), "output_words": words, "stream_bound": max(bound, words)}
+
+
 def peak_gops(hw: HwConfig, clock_mhz: float = CLOCK_MHZ) -> float:
     """The array's peak: every lane adds once per cycle, counted as one MAC = 2 ops."""
     return 2 * hw.num_pe * hw.lanes * clock_mhz * 1e-3
@@ -188,5 +219,7 @@ def measure_layer(bus: Bus, layer: TernaryConv, x: np.ndarray, hw: HwConfig, clo
         "gops_skip": effective_gops(layer, h, w, sparse.cycles, clock_mhz),
         "gops_compute_skip": effective_gops(layer, h, w, sparse.compute_cycles, clock_mhz),
         "dense_macs": layer.dense_macs(h, w),
+        "model_dense": cycle_model(layer, h, w, hw, skip=False),
+        "model_skip": cycle_model(layer, h, w, hw, skip=True),
         "clock_mhz": clock_mhz,
     }

@@ -4,14 +4,18 @@
     r = synthesize()            # default PYNQ-Z1 configuration of pesto_accel
     r["lut"], r["ff"], r["bram36"], r["dsp"], r["utilization"]["lut"]
 
-The script is hw/synth/synth.ys. Results are cached under build/synth/, keyed by the
-sources' contents, the parameters, the script and the yosys version, so a repeated call on
-unchanged RTL costs nothing. ``python -m pesto.sim.synth`` prints the table.
+The script is hw/synth/synth.ys. A result is keyed by the sources' contents, the
+parameters, the script and the yosys version, and cached under build/synth/. Synthesizing
+the default build takes yosys several minutes, so ``record`` also keeps it in
+hw/synth/results/ (committed, written by benchmarks/rtl/speedup.py): a later call on exactly
+the same RTL takes it from there; any change to the RTL, the script or yosys runs yosys again.
+``python -m pesto.sim.synth`` prints the table.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import shutil
@@ -27,6 +31,7 @@ from ..util import atomic_write_text
 from .build import ROOT, RTL_DIR, rtl_sources
 
 SCRIPT = ROOT / "hw" / "synth" / "synth.ys"
+RECORDS = ROOT / "hw" / "synth" / "results"
 CACHE_ROOT = ROOT / "build" / "synth"
 
 # The PYNQ-Z1's Zynq-7020 programmable logic.
@@ -47,7 +52,8 @@ def yosys_version() -> str:
 
 
 def render_script(top: str, parameters: Mapping[str, object], sources: Sequence[Path], stat_json: Path) -> str:
-    chparams = " ".join(f"-chparam {k} {int(v)}" for k, v in sorted(parameters.items()))
+    chparams = "\n".join(f"chparam -set {k} {int(v)} {top}" for k, v in sorted(parameters.items())) \
+        or "# (default parameters)"
     return string.Template(SCRIPT.read_text()).substitute(
         SOURCES=" ".join(str(s) for s in sources), INCLUDE=str(RTL_DIR), TOP=top, CHPARAMS=chparams,
         STAT_JSON=str(stat_json))
@@ -97,13 +103,42 @@ def synthesize(parameters: Mapping[str, object] | None = None, top: str = "pesto
     version = yosys_version()
     key = _cache_key(top, parameters, sources, version)
     out_dir = CACHE_ROOT / f"{top}-{key}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a parallel caller waits for this run's result
+        return _synthesize(top, parameters, sources, version, key, out_dir, use_cache, timeout_s)
+
+
+def _recorded(key: str) -> dict | None:
+    """A committed result of exactly these inputs (see ``record``), if there is one."""
+    for path in sorted(RECORDS.glob("*.json")):
+        try:
+            r = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if r.get("key") == key:
+            return dict(r, source=str(path.relative_to(ROOT)))
+    return None
+
+
+def record(result: dict, name: str | None = None) -> Path:
+    """Keep ``result`` in hw/synth/results/ (committed) so CI need not rerun yosys on this RTL."""
+    path = RECORDS / f"{name or result['top']}.json"
+    atomic_write_text(path, json.dumps({k: v for k, v in result.items() if k != "source"}, indent=2,
+                                       sort_keys=True) + "\n")
+    return path
+
+
+def _synthesize(top, parameters, sources, version, key: str, out_dir: Path, use_cache: bool,
+                timeout_s: float) -> dict:
     result_file = out_dir / "result.json"
     if use_cache and result_file.exists():
         try:
             return json.loads(result_file.read_text())
         except json.JSONDecodeError:
             pass  # a damaged cache entry: synthesize again
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if use_cache and (kept := _recorded(key)) is not None:
+        return kept
     stat_json = out_dir / "stat.json"
     stat_json.unlink(missing_ok=True)
     script = out_dir / "synth.ys"
@@ -123,6 +158,7 @@ def synthesize(parameters: Mapping[str, object] | None = None, top: str = "pesto
     design = stat.get("design") or next(iter(stat["modules"].values()))
     cells = {name.lstrip("\\$"): int(n) for name, n in design["num_cells_by_type"].items()}
     result = {"top": top, "parameters": parameters, "yosys": version, "seconds": round(seconds, 1),
+              "key": key, "source": "yosys",
               "cells": cells, **summarize(cells)}
     result["device"] = "xc7z020"
     result["budget"] = dict(XC7Z020)
@@ -148,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="override a Verilog parameter (repeatable)")
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--show-script", action="store_true", help="print the yosys script and exit")
+    p.add_argument("--record", action="store_true",
+                   help="also keep the result in hw/synth/results/ (commit it after changing the RTL)")
     args = p.parse_args(argv)
     params = {}
     for item in args.param:
@@ -161,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     r = synthesize(params, top=args.top, use_cache=not args.no_cache)
     print(f"{args.top} {params or '(defaults)'}: yosys synth_xilinx -family xc7, {r['seconds']} s")
     print(format_table(r))
+    if args.record:
+        print(f"recorded in {record(r, args.top if not params else None)}")
     return 0
 
 
