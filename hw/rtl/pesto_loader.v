@@ -101,14 +101,12 @@ reg [49:0] y0_sum1;
 reg [5:0] y0_shift1;
 reg [15:0] y0_data_reg;
 
-wire [BEAT_WIDTH-1:0] end_params = param_words;
-wire [BEAT_WIDTH-1:0] end_idx = end_params + idx_words;
-wire [BEAT_WIDTH-1:0] end_codes = end_idx + code_words;
-wire [BEAT_WIDTH-1:0] end_all = end_codes + act_words;
+// where each section of the stream ends, fixed when the run starts
+reg [BEAT_WIDTH-1:0] end_params, end_idx, end_codes, last_beat;
 
 wire accept = s_axis_tvalid && (state == RUN || state == DROP);
 wire in_run = accept && state == RUN;
-wire is_last = beat == end_all - 1'b1;
+wire is_last = beat == last_beat;
 wire [BEAT_WIDTH-1:0] param_i = beat;
 wire [BEAT_WIDTH-1:0] idx_i = beat - end_params;
 wire [BEAT_WIDTH-1:0] code_i = beat - end_idx;
@@ -170,6 +168,10 @@ always @(posedge clk) begin
         IDLE: begin
             if (start) begin
                 beat <= {BEAT_WIDTH{1'b0}};
+                end_params <= param_words;
+                end_idx <= param_words + idx_words;
+                end_codes <= param_words + idx_words + code_words;
+                last_beat <= param_words + idx_words + code_words + act_words - 1'b1;
                 state <= drop ? DROP : RUN;
             end
         end
@@ -239,6 +241,10 @@ always @(posedge clk) begin
     if (rst) begin
         state <= IDLE;
         beat <= {BEAT_WIDTH{1'b0}};
+        end_params <= {BEAT_WIDTH{1'b0}};
+        end_idx <= {BEAT_WIDTH{1'b0}};
+        end_codes <= {BEAT_WIDTH{1'b0}};
+        last_beat <= {BEAT_WIDTH{1'b0}};
         param_wr_reg <= 1'b0;
         idx_wr_reg <= 1'b0;
         wgt_wr_reg <= 1'b0;

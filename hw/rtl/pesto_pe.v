@@ -69,6 +69,9 @@ localparam PARTS = (LANES + 3) / 4;
 // receptive field origin of this PE's current pixel
 reg signed [COORD_WIDTH-1:0] init_ix0_reg, init_iy0_reg, init_org_reg;
 reg signed [COORD_WIDTH-1:0] ix0_reg, iy0_reg, org_reg;
+// the origin of this PE's pixel in the next block, registered so the advance is off the
+// address path
+reg signed [COORD_WIDTH-1:0] ix_next_reg, iy_next_reg, org_next_reg;
 
 reg signed [COORD_WIDTH-1:0] ix0_cur, iy0_cur, org_cur;
 reg signed [COORD_WIDTH-1:0] ix_adv, iy_adv, org_adv;
@@ -94,23 +97,14 @@ assign res_valid = res_valid_reg;
 assign res = acc_reg;
 
 always @* begin
-    // next block: NUM_PE pixels further, wrapping into the next output row when needed
-    ix_adv = ix0_reg + step_x;
-    iy_adv = iy0_reg + step_y;
-    org_adv = org_reg + step_org;
-    if (ix_adv >= wrap_x) begin
-        ix_adv = ix_adv + wrap_dx;
-        iy_adv = iy_adv + wrap_dy;
-        org_adv = org_adv + wrap_dorg;
-    end
     if (bc_first && bc_blk0) begin
         ix0_cur = init_ix0_reg;
         iy0_cur = init_iy0_reg;
         org_cur = init_org_reg;
     end else if (bc_first) begin
-        ix0_cur = ix_adv;
-        iy0_cur = iy_adv;
-        org_cur = org_adv;
+        ix0_cur = ix_next_reg;
+        iy0_cur = iy_next_reg;
+        org_cur = org_next_reg;
     end else begin
         ix0_cur = ix0_reg;
         iy0_cur = iy0_reg;
@@ -118,6 +112,15 @@ always @* begin
     end
     tap_y = iy0_cur + $signed({{COORD_WIDTH-2{1'b0}}, bc_ky});
     tap_x = ix0_cur + $signed({{COORD_WIDTH-2{1'b0}}, bc_kx});
+    // next block: NUM_PE pixels further, wrapping into the next output row when needed
+    ix_adv = ix0_cur + step_x;
+    iy_adv = iy0_cur + step_y;
+    org_adv = org_cur + step_org;
+    if (ix_adv >= wrap_x) begin
+        ix_adv = ix_adv + wrap_dx;
+        iy_adv = iy_adv + wrap_dy;
+        org_adv = org_adv + wrap_dorg;
+    end
 end
 
 // p3: ternary select and partial sums of four lanes
@@ -158,6 +161,9 @@ always @(posedge clk) begin
         ix0_reg <= ix0_cur;
         iy0_reg <= iy0_cur;
         org_reg <= org_cur;
+        ix_next_reg <= ix_adv;
+        iy_next_reg <= iy_adv;
+        org_next_reg <= org_adv;
     end
     addr_p1 <= org_cur[ADDR_WIDTH-1:0] + bc_off[ADDR_WIDTH-1:0];
     inb_p1 <= tap_y >= 0 && tap_y < in_h && tap_x >= 0 && tap_x < in_w;
