@@ -25,7 +25,7 @@ import numpy as np
 from .errors import CheckpointError
 
 EMBEDDED = "sw/pesto/assets/resnet20_fmnist_wpc.pt"
-REMAKE = "pesto train --recipe fmnist-demo (see docs/training.md)"
+REMAKE = "pesto train --recipe fmnist-demo --out sw/pesto/assets/resnet20_fmnist_wpc.pt"  # docs/training.md
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +46,7 @@ def embedded_checkpoint() -> Path:
     from .train.checkpoint import default_checkpoint_path
     path = default_checkpoint_path()
     if not path.is_file():
-        raise CheckpointError(f"the embedded model {path} is missing; remake it with `{REMAKE}` "
+        raise CheckpointError(f"the embedded model {path} is missing; remake it with `{REMAKE}` (docs/training.md) "
                               f"or pass --checkpoint")
     return path
 

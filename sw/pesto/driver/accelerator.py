@@ -56,16 +56,11 @@ def open_backend(backend: str | Backend, *, sim=None, simulator: str = "verilato
     if backend == "ref":
         return RefBackend()
     if backend == "sim":
-        if sim is None:
+        owns = sim is None  # a simulator passed in outlives this driver
+        if owns:
             from ..sim.server import SimAccelerator  # needs cocotb + a simulator (dev machine only)
             sim = SimAccelerator(simulator, **sim_options).open()
-            owned = True
-        else:
-            owned = False
-        b = BusBackend(sim, "sim", timeout_s=max(timeout_s, 60.0))
-        if not owned:
-            b.close = lambda: None  # the caller's simulator outlives this driver
-        return b
+        return BusBackend(sim, "sim", timeout_s=max(timeout_s, 60.0), owns_bus=owns)
     if backend == "pynq":
         if overlay is None:
             raise ConfigError("backend 'pynq' needs overlay=: a pynq.Overlay or the path of the pesto .bit")

@@ -62,8 +62,10 @@ class BusBackend(Backend):
     that drives the same bus in between can leave stale weights behind.
     """
 
-    def __init__(self, bus: Bus, name: str, timeout_s: float = 10.0, reuse_weights: bool = True):
+    def __init__(self, bus: Bus, name: str, timeout_s: float = 10.0, reuse_weights: bool = True,
+                 owns_bus: bool = True):
         self.bus = bus
+        self.owns_bus = owns_bus  # close() closes the bus too
         self.name = name
         self.timeout_s = timeout_s
         self.reuse_weights = reuse_weights
@@ -91,7 +93,7 @@ class BusBackend(Backend):
 
     def close(self) -> None:
         close = getattr(self.bus, "close", None)
-        if close is not None:
+        if self.owns_bus and close is not None:
             close()
 
 
