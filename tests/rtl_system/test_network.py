@@ -1,0 +1,65 @@
+"""Every accelerated layer of the trained ResNet-20 (sw/pesto/assets/resnet20_fmnist_wpc.pt,
+exported) on the RTL, bit-exact against the integer reference, with group skipping on and off.
+
+Layer inputs are the real int16 activations of a Fashion-MNIST test image, captured from the
+integer reference network (pesto.reference.network.run). Without the embedded checkpoint (a
+checkout that has not trained it yet) a randomly initialised ResNet-20 ternarized at export
+stands in, so the layer shapes are still all covered."""
+
+import warnings
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pesto.driver.protocol import check_fits
+from pesto.reference.layer import run_conv
+from pesto.sim.measure import run_checked
+
+pytestmark = [pytest.mark.sim, pytest.mark.xdist_group("rtl_system")]
+
+CHECKPOINT = Path(str(resources.files("pesto").joinpath("assets", "resnet20_fmnist_wpc.pt")))
+
+
+@pytest.fixture(scope="module")
+def traced_layers():
+    """[(layer, int16 input (C, H, W))] of every accelerated layer, in execution order."""
+    from pesto.data import load_splits
+    from pesto.export import export_model
+    from pesto.reference import network
+    _, test = load_splits("fashion-mnist", augment=False)
+    images = test.images[:16].numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if CHECKPOINT.is_file():
+            art = export_model(str(CHECKPOINT), calib_images=images, verify=0)
+        else:
+            import torch
+            from pesto.models import build_model
+            torch.manual_seed(0)
+            model = build_model("resnet20", in_channels=1, num_classes=10, input_size=28)
+            art = export_model(model, calib_images=images, mean=[0.286], std=[0.353], verify=0)
+    seen = []
+
+    def record(x, layer):
+        seen.append((layer, np.asarray(x)[0].copy()))
+        return run_conv(x, layer)
+
+    network.run(art, images[:1], conv=record)
+    return seen
+
+
+def test_every_layer_of_resnet20(accel, hw, traced_layers):
+    assert len(traced_layers) >= 18  # ResNet-20: 18 3x3 convs (+ 1x1 shortcuts if the export has them)
+    sparsity = []
+    for layer, x in traced_layers:
+        check_fits(layer, x.shape[1], x.shape[2], hw)
+        y_skip, s_skip = run_checked(accel, layer, x, hw, skip=True)
+        y_dense, s_dense = run_checked(accel, layer, x, hw, skip=False)
+        assert np.array_equal(y_skip, y_dense)
+        assert s_skip.groups_issued <= s_dense.groups_issued
+        assert s_skip.compute_cycles <= s_dense.compute_cycles
+        sparsity.append(1 - s_skip.groups_issued / s_dense.groups_issued)
+    if CHECKPOINT.is_file():  # a WPC-trained model has all-zero groups for skipping to use
+        assert max(sparsity) > 0.1, sparsity
