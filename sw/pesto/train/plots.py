@@ -53,7 +53,8 @@ def sparsity_curves(history: list[dict], path, title: str = "") -> Path:
     epochs = [h["epoch"] for h in history]
     names = list(history[-1].get("layers", {})) if history else []
     has_delta = bool(names) and "delta" in history[-1]["layers"][names[0]]
-    fig, axes = plt.subplots(1, 2 if has_delta else 1, figsize=(11 if has_delta else 6, 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, 2 if has_delta else 1, figsize=(12 if has_delta else 7, 3.6), squeeze=False,
+                             gridspec_kw={"wspace": 0.45})
     cmap = plt.get_cmap("viridis")
     for i, name in enumerate(names):
         color = cmap(i / max(len(names) - 1, 1))
@@ -63,7 +64,7 @@ def sparsity_curves(history: list[dict], path, title: str = "") -> Path:
             axes[0][1].plot(epochs, [h["layers"][name]["delta"] for h in history], color=color)
     axes[0][0].plot(epochs, [100 * h["group_sparsity"] for h in history], "k--", lw=2, label="model")
     axes[0][0].set(xlabel="epoch", ylabel="group sparsity (%)")
-    axes[0][0].legend(fontsize=5, ncol=2)
+    axes[0][0].legend(fontsize=5, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if has_delta:
         axes[0][1].set(xlabel="epoch", ylabel="clipping threshold $\\delta_l$")
     fig.suptitle(title or "evolution of sparsity and clipping threshold", fontsize=10)
@@ -83,9 +84,10 @@ def kernel_pattern(module: nn.Module, path, title: str = "", max_out: int = 32, 
     for i in range(n):
         for j in range(c):
             img[1 + i * (kh + 1):1 + i * (kh + 1) + kh, 1 + j * (kw + 1):1 + j * (kw + 1) + kw] = codes[i, j].numpy()
+    from matplotlib.colors import ListedColormap
     fig, ax = plt.subplots(figsize=(max(3, c * 0.25), max(3, n * 0.25)))
-    cmap = plt.get_cmap("gray_r").with_extremes(bad="#d04040")  # NaN = grid lines
-    ax.imshow(np.ma.masked_invalid(img), cmap=cmap, vmin=-1.6, vmax=1.0, interpolation="nearest")
+    cmap = ListedColormap(["white", "#8c8c8c", "black"]).with_extremes(bad="#c03030")  # NaN: grid lines
+    ax.imshow(np.ma.masked_invalid(img), cmap=cmap, vmin=-1.5, vmax=1.5, interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(title or f"ternary kernels {n}x{c}x{kh}x{kw}", fontsize=9)
     return _save(fig, path)
