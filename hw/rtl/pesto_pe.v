@@ -124,20 +124,27 @@ always @* begin
 end
 
 // p3: ternary select and partial sums of four lanes
+// -a = ~a + 1: a lane with code -1 contributes ~a here and its +1 joins a count of such
+// lanes, so no lane needs a negating adder of its own
 reg [22*PARTS-1:0] part_next;
-reg signed [16:0] a, term;
+reg [16:0] a, term;
 reg [1:0] code;
+reg [5:0] minus;
 integer l, p;
 
 always @* begin
     part_next = {22*PARTS{1'b0}};
+    minus = 6'd0;
     for (l = 0; l < LANES; l = l + 1) begin
-        a = inb_p2 ? $signed({act_data[16*l+15], act_data[16*l +: 16]}) : 17'sd0;
-        code = bc_codes[2*l +: 2];
+        a = {act_data[16*l+15], act_data[16*l +: 16]};
+        // a tap in the zero padding contributes nothing: gate its codes, not its data
+        code = inb_p2 ? bc_codes[2*l +: 2] : 2'd0;
         // code 1 = +1, 3 = -1, 0 = 0 (2 is reserved and rejected when the weights load)
-        term = (code == 2'd1) ? a : (code == 2'd3) ? -a : 17'sd0;
+        term = (code == 2'd1) ? a : (code == 2'd3) ? ~a : 17'd0;
+        minus = minus + {5'd0, code == 2'd3};
         part_next[22*(l/4) +: 22] = part_next[22*(l/4) +: 22] + {{5{term[16]}}, term};
     end
+    part_next[21:0] = part_next[21:0] + {16'd0, minus};
 end
 
 reg signed [21:0] sum_next;
