@@ -43,7 +43,7 @@ def weight_histograms(weights: dict[str, torch.Tensor], path, layer: str = "") -
         ax.hist(w, bins=101, range=(-lim, lim), color="tab:blue")
         ax.set_title(f"{mode}\n$\\mu$={w.mean():.4f} $\\sigma$={w.std():.4f}", fontsize=9)
         ax.set_yticks([])
-    fig.suptitle(f"weight distribution {layer}".strip(), fontsize=10)
+    fig.suptitle(f"weight distribution {layer}".strip(), fontsize=10, y=1.06)
     return _save(fig, path)
 
 
