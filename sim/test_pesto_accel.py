@@ -64,7 +64,7 @@ async def test_registers(dut):
     assert await tb.read("ID") == REGMAP.id
     assert await tb.read("VERSION") == REGMAP.version
     hw = tb.hw
-    assert hw.lanes == params.get("LANES", 16) and hw.num_pe == params.get("NUM_PE", 16)
+    assert hw.lanes == params.get("LANES", 16) and hw.num_pe == params.get("NUM_PE", 8)
     assert hw.max_k == 3
     ctrl = await tb.read("CTRL")
     assert REGMAP["CTRL"].field(ctrl, "AP_IDLE") == 1 and ctrl & 0b1011 == 0
@@ -151,18 +151,27 @@ async def test_sparsity(dut):
 
 
 def cycle_model(layer, h, w, num_pe, lanes, skip):
-    """docs/rtl.md's COMPUTE_CYCLES model without its constant: taps x blocks x issued groups,
-    plus (skipping) the stream time of all-zero channels behind the last computed one."""
+    """docs/rtl.md's COMPUTE_CYCLES model without its constant: the compute (taps x blocks x
+    issued groups, no stalls) and the output stream (4 values per cycle, channels in order, a
+    channel's outputs not before its compute), whichever ends last. Also returns the number of
+    all-zero channels behind the last computed one."""
     codes = hw_codes(layer, lanes)
     n, g, kh, kw, _ = codes.shape
     nz = (codes != 0).reshape(n, g, -1).any(axis=2)
     ho, wo = layer.out_hw(h, w)
     blocks = math.ceil(ho * wo / num_pe)
-    if not skip:
-        return int(kh * kw * blocks * n * g), 0
-    active = np.flatnonzero(nz.any(axis=1))
+    beats = math.ceil(ho * wo / 4)
+    compute_end = stream_end = 0
+    for ch in range(n):
+        entries = int(nz[ch].sum()) if skip else g
+        if entries:
+            compute_end += kh * kw * blocks * entries
+            stream_end = max(stream_end + beats, compute_end)
+        else:
+            stream_end += beats
+    active = np.flatnonzero(nz.any(axis=1)) if skip else np.arange(n)
     z_tail = int(n - 1 - (active[-1] if active.size else -1))
-    return int(kh * kw * blocks * int(nz.sum()) + math.ceil(ho * wo / 4) * z_tail), z_tail
+    return int(max(compute_end, stream_end)), z_tail
 
 
 @cocotb.test()
@@ -194,12 +203,11 @@ async def test_table7(dut):
     if out:
         with open(out, "w") as f:
             json.dump(rows, f, indent=1)
-    if tb.hw.num_pe == 16 and tb.hw.lanes == 16:
+    if tb.hw.num_pe <= 8 and tb.hw.lanes == 16:
+        # the default build; more PEs make the first layer's outputs stream-bound when its
+        # all-zero channels come late (docs/rtl.md, "Cycle model")
         for r in rows:
-            # a trailing all-zero channel costs its stream time after the last compute, which
-            # no engine can hide (docs/rtl.md); the default build stays above 95% with one
-            if r["trailing_zero_channels"] <= 1:
-                assert r["fraction_of_ideal"] >= 0.95, r
+            assert r["fraction_of_ideal"] >= 0.95, r
 
 
 @cocotb.test()

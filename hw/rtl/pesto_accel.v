@@ -18,17 +18,17 @@ module pesto_accel #
     // channels per PE group word: 4, 8, 16 or 32
     parameter LANES = 16,
     // processing elements (output pixels computed in parallel), a multiple of 4
-    parameter NUM_PE = 16,
+    parameter NUM_PE = 8,
     // largest kernel side (1x1 and 3x3 kernels are supported)
     parameter MAX_K = 3,
     // log2 of the activation buffer depth in LANES-wide words (one copy per two PEs)
-    parameter LOG2_ACT_DEPTH = 10,
+    parameter LOG2_ACT_DEPTH = 11,
     // log2 of the weight buffer depth in 64-bit words (also bounds N*G)
     parameter LOG2_WGT_DEPTH = 11,
     // log2 of the most output channels
     parameter LOG2_MAX_N = 8,
     // log2 of the most output pixels per channel
-    parameter LOG2_MAX_PIX = 12,
+    parameter LOG2_MAX_PIX = 11,
     // log2 of the output FIFO depth in 64-bit words (decouples compute from emission)
     parameter LOG2_OUT_FIFO = 10
 )

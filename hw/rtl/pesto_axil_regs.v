@@ -18,17 +18,17 @@ module pesto_axil_regs #
     // channels per PE group word (HWCFG0.LANES)
     parameter LANES = 16,
     // processing elements (HWCFG0.NUM_PE)
-    parameter NUM_PE = 16,
+    parameter NUM_PE = 8,
     // largest kernel side (HWCFG0.MAX_K)
     parameter MAX_K = 3,
     // log2 of the activation buffer depth in LANES-wide words, per copy (HWCFG1)
-    parameter LOG2_ACT_DEPTH = 10,
+    parameter LOG2_ACT_DEPTH = 11,
     // log2 of the weight buffer depth in 64-bit words (HWCFG1)
     parameter LOG2_WGT_DEPTH = 11,
     // log2 of the most output channels (HWCFG1)
     parameter LOG2_MAX_N = 8,
     // log2 of the most output pixels per channel (HWCFG1)
-    parameter LOG2_MAX_PIX = 12
+    parameter LOG2_MAX_PIX = 11
 )
 (
     input  wire        clk,

@@ -15,7 +15,7 @@
 module pesto_drain #
 (
     // processing elements (a multiple of OUT_LANES)
-    parameter NUM_PE = 16,
+    parameter NUM_PE = 8,
     // accumulators per output word
     parameter OUT_LANES = 4,
     // output channel index width

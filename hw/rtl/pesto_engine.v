@@ -23,17 +23,17 @@ module pesto_engine #
     // channels per PE group word: 4, 8, 16 or 32
     parameter LANES = 16,
     // processing elements, a multiple of 4
-    parameter NUM_PE = 16,
+    parameter NUM_PE = 8,
     // largest kernel side
     parameter MAX_K = 3,
     // log2 of the activation buffer depth (LANES-wide words, per copy)
-    parameter LOG2_ACT_DEPTH = 10,
+    parameter LOG2_ACT_DEPTH = 11,
     // log2 of the weight buffer depth (64-bit words; also bounds N*G)
     parameter LOG2_WGT_DEPTH = 11,
     // log2 of the most output channels
     parameter LOG2_MAX_N = 8,
     // log2 of the most output pixels per channel
-    parameter LOG2_MAX_PIX = 12,
+    parameter LOG2_MAX_PIX = 11,
     // log2 of the output FIFO depth in 64-bit words
     parameter LOG2_OUT_FIFO = 10
 )

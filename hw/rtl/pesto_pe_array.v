@@ -16,7 +16,7 @@ module pesto_pe_array #
     // channels per PE group word
     parameter LANES = 16,
     // processing elements (even)
-    parameter NUM_PE = 16,
+    parameter NUM_PE = 8,
     // activation buffer address width
     parameter ADDR_WIDTH = 10,
     // signed width of coordinates and buffer offsets

@@ -24,7 +24,7 @@ module pesto_sched #
     // channels per PE group word
     parameter LANES = 16,
     // processing elements
-    parameter NUM_PE = 16,
+    parameter NUM_PE = 8,
     // output channel index width
     parameter N_WIDTH = 8,
     // issue list address width

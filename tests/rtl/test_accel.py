@@ -12,9 +12,10 @@ pytestmark = pytest.mark.sim
 
 # the PYNQ-Z1 configuration (the RTL's defaults)
 DEFAULT = {}
-# another point of the parameter space: narrow groups (8 taps per code word), fewer PEs,
+# another point of the parameter space: narrow groups (8 taps per code word), a PE count
+# that is not a power of two,
 # small buffers
-SMALL = {"LANES": 4, "NUM_PE": 8, "LOG2_ACT_DEPTH": 9, "LOG2_WGT_DEPTH": 10, "LOG2_MAX_N": 6,
+SMALL = {"LANES": 4, "NUM_PE": 12, "LOG2_ACT_DEPTH": 9, "LOG2_WGT_DEPTH": 10, "LOG2_MAX_N": 6,
          "LOG2_MAX_PIX": 9, "LOG2_OUT_FIFO": 6}
 # wide groups (one tap per code word) on Icarus
 WIDE = {"LANES": 32, "NUM_PE": 4}
