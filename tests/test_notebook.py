@@ -1,10 +1,15 @@
 """notebooks/pesto_pynq.ipynb, executed end to end with nbclient against the accelerator RTL
-(backend "sim") on a few images, so the notebook a PYNQ user opens cannot rot."""
+(backend "sim"), so the notebook a PYNQ user opens cannot rot.
+
+The RTL simulation is slow (about 10k cycles per wall second), so the notebook runs the small
+12x12 ResNet-20 of the driver tests (tests/driver/small_model.py) with its checkpoint for the
+float comparison; the embedded 28x28 model goes through the RTL in tests/bench/test_demo.py.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -12,50 +17,45 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "pesto_pynq.ipynb"
 
-pytestmark = [pytest.mark.sim, pytest.mark.slow]
+pytestmark = [pytest.mark.sim]
+
+
+def _small_model():
+    spec = importlib.util.spec_from_file_location("pesto_tests_small_model", ROOT / "tests/driver/small_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """(artifact path, checkpoint path or None): the embedded model when it is there."""
-    import torch
+    """(artifact path, checkpoint path) of the small ResNet-20."""
     from pesto import artifact
     from pesto.data import load_splits
     from pesto.export import export_model
-    ckpt = Path(str(resources.files("pesto").joinpath("assets", "resnet20_fmnist_wpc.pt")))
-    calib = load_splits("fashion-mnist", augment=False)[0].images[:32].numpy()
+    small = _small_model()
+    folder = tmp_path_factory.mktemp("nb")
+    ckpt = small.save_small_checkpoint(folder / "small.pt")
+    calib = small.crop(load_splits("fashion-mnist", augment=False)[0].images[:32].numpy())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if ckpt.is_file():
-            art = export_model(str(ckpt), calib_images=calib, verify=0)
-        else:
-            from pesto.models import build_model
-            torch.manual_seed(0)
-            model = build_model("resnet20", in_channels=1, num_classes=10, input_size=28)
-            art = export_model(model, calib_images=calib, mean=[0.286], std=[0.353], verify=0)
-            ckpt = None
-    path = artifact.save(art, tmp_path_factory.mktemp("nb") / "resnet20_fmnist.pesto")
-    return path, ckpt
+        art = export_model(str(ckpt), calib_images=calib, verify=0)
+    return artifact.save(art, folder / "small.pesto"), ckpt
 
 
 def test_notebook_runs_on_the_simulated_accelerator(exported, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
     art_path, ckpt = exported
-    monkeypatch.setenv("PESTO_BACKEND", "sim")
-    monkeypatch.setenv("PESTO_ARTIFACT", str(art_path))
-    monkeypatch.setenv("PESTO_IMAGES", "20")
-    monkeypatch.setenv("PESTO_ACCEL_IMAGES", "1")
-    monkeypatch.setenv("PESTO_FLOAT_RESULTS", str(tmp_path / "none.json"))
-    if ckpt:
-        monkeypatch.setenv("PESTO_CHECKPOINT", str(ckpt))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    for name, value in {"PESTO_BACKEND": "sim", "PESTO_ARTIFACT": str(art_path), "PESTO_CHECKPOINT": str(ckpt),
+                        "PESTO_IMAGES": "30", "PESTO_ACCEL_IMAGES": "2"}.items():
+        monkeypatch.setenv(name, value)
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
-    assert "backend 'sim'" in text
-    assert "integer pipeline:" in text and "end to end" in text
-    if ckpt:
-        assert "float model:" in text
-    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "\n".join(o.get("text", "") for o in outputs)
+    assert "backend 'sim'" in text and "bit for bit on 2 images" in text
+    assert "integer pipeline:" in text and "float model:" in text and "on the same 30 images" in text
+    assert "hw_cycles_per_image" in text and "end to end" in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # the test images and the speedup plot
