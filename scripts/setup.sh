@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="iverilog yosys dataset-fashion-mnist ccache"
+APT_PACKAGES="g++ make iverilog yosys dataset-fashion-mnist ccache"
 missing=""
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
