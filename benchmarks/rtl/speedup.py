@@ -18,9 +18,11 @@ yosys result in hw/synth/results/pesto_accel.json (see pesto.sim.synth).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,6 +32,7 @@ from tqdm import tqdm
 
 from pesto.driver.protocol import check_identity
 from pesto.sim.measure import CLOCK_MHZ, TABLE7, make_layer, measure_layer, peak_gops, random_input, table7_case
+from pesto.sim.build import rtl_sources
 from pesto.sim.server import SimAccelerator
 from pesto.sim.synth import XC7Z020, record, synthesize
 from pesto.util import atomic_write_text
@@ -38,6 +41,25 @@ HERE = Path(__file__).resolve().parent
 SWEEP = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 QUICK_SWEEP = (0.0, 0.5, 0.8, 0.95)
 TARGET_EFFICIENCY = 0.95
+
+
+def rtl_fingerprint() -> str:
+    """Hash of the RTL sources: simulation and synthesis must measure the same design."""
+    h = hashlib.sha256()
+    for src in rtl_sources():
+        h.update(src.name.encode() + src.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def git_describe() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hw/rtl"], cwd=HERE.parents[1],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return rev + (" (hw/rtl modified)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def run_table7(bus, hw, placements: int, seed: int) -> list[dict]:
@@ -108,7 +130,9 @@ def markdown(result: dict) -> str:
     out = ["# RTL speedup benchmark (issue 4)", "",
            f"Command: `{result['command']}`  ",
            f"Simulator: {result['simulator']}; engine: {hw['num_pe']} PEs x {hw['lanes']} lanes "
-           f"(default PYNQ-Z1 build); clock {CLOCK_MHZ:g} MHz; {result['date']}; {result['seconds']:.0f} s.", "",
+           f"(default PYNQ-Z1 build); clock {CLOCK_MHZ:g} MHz; {result['date']}; {result['seconds']:.0f} s.  ",
+           f"RTL: commit {result['git']}, sources sha256 {result['rtl']} (the same for simulation and synthesis).",
+           "",
            "Every run below is bit-exact against the integer reference (pesto.reference.run_conv), with group",
            "skipping off (the dense-ternary baseline: the same engine issuing every group) and on.",
            "Speedup = COMPUTE_CYCLES off / on (last input beat to done); total = CYCLES off / on (start to done,",
@@ -205,16 +229,20 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=HERE / "results")
     args = p.parse_args(argv)
     t0 = time.time()
+    rtl = rtl_fingerprint()
     with SimAccelerator(args.simulator, timeout_s=1200) as bus:
         hw = check_identity(bus)
         table7 = run_table7(bus, hw, 2 if args.quick else args.placements, args.seed)
         sweep = run_sweep(bus, hw, QUICK_SWEEP if args.quick else SWEEP, args.seed)
     synth = synthesize()
+    if rtl_fingerprint() != rtl:
+        raise SystemExit("the RTL changed while the benchmark ran (simulation and synthesis would describe "
+                         "different designs): run it again")
     record(synth, "pesto_accel")  # lets the fit test skip yosys while the RTL stays as it is
     result = {
         "command": "python benchmarks/rtl/" + " ".join([Path(sys.argv[0]).name] + [shlex.quote(a) for a in sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "host": platform.node(),
-        "simulator": args.simulator, "hw": hw.__dict__, "clock_mhz": CLOCK_MHZ,
+        "simulator": args.simulator, "rtl": rtl, "git": git_describe(), "hw": hw.__dict__, "clock_mhz": CLOCK_MHZ,
         "peak_gops": peak_gops(hw), "placements": 2 if args.quick else args.placements,
         "table7_summary": summarize_table7(table7), "table7": table7, "sweep": sweep, "synth": synth,
         "seconds": round(time.time() - t0, 1),
