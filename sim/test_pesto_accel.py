@@ -334,3 +334,29 @@ async def test_reset_mid_stream(dut):
         assert REGMAP["CTRL"].field(ctrl, "AP_IDLE") == 1 and REGMAP["CTRL"].field(ctrl, "AP_DONE") == 0
         assert await tb.read("N") == 0, "reset clears the configuration"
         await check_layer(tb, layer, x, tag=f"after reset at {wait_cycles}")
+
+
+@cocotb.test()
+async def test_trained_layers(dut):
+    """Every accelerated layer of a trained ResNet-20 on its real input (a Fashion-MNIST image
+    through the integer network), skipping on and off: PESTO_LAYERS_NPZ, written by
+    tests/rtl/test_trained_network.py."""
+    path = os.environ.get("PESTO_LAYERS_NPZ")
+    if not path:
+        dut._log.info("PESTO_LAYERS_NPZ not set: nothing to run")
+        return
+    from pesto.ir import TernaryConv
+    data = np.load(path, allow_pickle=False)
+    tb = await new_tb(dut, noise=False)  # streams under noise are covered above; keep this quick
+    metas = json.loads(str(data["meta"]))
+    for i, meta in enumerate(metas):
+        layer = TernaryConv(meta["name"], data[f"codes{i}"], data[f"mult{i}"], data[f"shift{i}"],
+                            data[f"bias{i}"], stride=meta["stride"], padding=meta["padding"], cg=meta["cg"],
+                            relu=meta["relu"])
+        x, y_net = data[f"x{i}"], data[f"y{i}"]
+        y, st = await check_layer(tb, layer, x, skip=True, tag=meta["name"])
+        assert np.array_equal(y, y_net), f"{meta['name']}: differs from the network reference"
+        if i in (0, len(metas) - 1):  # the dense baseline on the first and the last layer
+            y0, st0 = await check_layer(tb, layer, x, skip=False, tag=meta["name"] + " dense")
+            assert np.array_equal(y0, y)
+        dut._log.info("%s %s: %s", meta["name"], layer.codes.shape, st)
