@@ -115,3 +115,16 @@ def test_error_named_by_run_layer(accel, hw):
     with pytest.raises(HardwareError, match="NNZ_MISMATCH"):
         run_layer(WrongNnz(), layer, x, hw, timeout_s=60)
     run_checked(accel, layer, x, hw, skip=True)
+
+
+def test_icarus_smoke():
+    """The same server and protocol on Icarus: identity and one small layer, both modes."""
+    from pesto.driver.protocol import check_identity
+    from pesto.sim.server import SimAccelerator
+    layer = make_layer(8, 16, 3, 16, group_sparsity=0.5, seed=51)
+    x = random_input(16, 5, 5, seed=52)
+    with SimAccelerator("icarus", timeout_s=600) as bus:
+        hw = check_identity(bus)
+        y_skip, _ = run_checked(bus, layer, x, hw, skip=True)
+        y_dense, _ = run_checked(bus, layer, x, hw, skip=False)
+    assert np.array_equal(y_skip, y_dense)
