@@ -107,3 +107,11 @@ def test_close_ends_the_simulator():
     assert proc.poll() == 0
     with pytest.raises(HardwareError, match="not running"):
         bus.read(0x58)
+
+
+def test_build_failure_is_a_hardware_error(tmp_path):
+    from pesto.sim.server import SimAccelerator
+    broken = tmp_path / "broken_ip.v"
+    broken.write_text("module broken_ip(input wire aclk); this is not verilog; endmodule\n")
+    with pytest.raises(HardwareError, match="building broken_ip .*build.log"):
+        SimAccelerator("icarus", toplevel="broken_ip", sources=[broken], timeout_s=60).open()

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import ConfigError, HardwareError
 from . import wire
-from .build import SIMULATORS, build, run
+from .build import SIMULATORS, build, build_dir_for, run
 
 SERVE_MODULE = "serve"
 DEFAULT_MAX_CYCLES = 50_000_000   # per transfer: far above any supported layer, far below forever
@@ -114,8 +114,13 @@ class SimAccelerator:
             return self
         t0 = time.monotonic()
         self._died = None
-        b = build(self.simulator, self.toplevel, self.parameters, sources=self.sources, waves=self.waves,
-                  verbose=self.verbose)
+        try:
+            b = build(self.simulator, self.toplevel, self.parameters, sources=self.sources, waves=self.waves,
+                      verbose=self.verbose)
+        except (RuntimeError, SystemExit, subprocess.CalledProcessError) as e:
+            bdir = build_dir_for(self.simulator, self.toplevel, self.parameters)
+            raise HardwareError(f"building {self.toplevel} {self.parameters or ''} for {self.simulator} failed "
+                                f"({e}); see {bdir / 'build.log'}") from None
         self._tmp = tempfile.mkdtemp(prefix="pesto-sim-")
         path = os.path.join(self._tmp, "sock")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
