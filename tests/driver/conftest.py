@@ -8,6 +8,8 @@ The embedded 28x28 model goes through the RTL in tests/bench/test_demo.py (`pest
 
 from __future__ import annotations
 
+import fcntl
+import os
 import warnings
 
 import pytest
@@ -32,12 +34,23 @@ def fmnist():
 
 @pytest.fixture(scope="session")
 def artifact_path(tmp_path_factory, fmnist):
+    """Exported once per test session: the pytest-xdist workers share it through the session's
+    temporary folder (under a file lock)."""
     from pesto import artifact
     from pesto.export import export_model
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        art = export_model(small_resnet20(), calib_images=fmnist[0][:32], mean=[0.286], std=[0.353], verify=0)
-    return artifact.save(art, tmp_path_factory.mktemp("artifact") / "resnet20_12px.pesto")
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # popen-gwN/ -> the session's folder
+        shared = shared.parent
+    path = shared / "resnet20_12px.pesto"
+    with open(shared / "resnet20_12px.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.is_file():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                art = export_model(small_resnet20(), calib_images=fmnist[0][:32], mean=[0.286], std=[0.353],
+                                   verify=0)
+            artifact.save(art, path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -71,13 +71,14 @@ def test_throughput_and_profile(sim, art, fmnist):
 
 def test_layer_too_big_is_refused_before_the_bus(sim, hw_backend):
     layer = make_layer(16, 16, 3, 16, nnz_groups=9, seed=1)
-    x = random_input(16, 33, 32, seed=1)  # 1056 activation words > 1024
+    depth = 1 << hw_backend.hw.log2_act_depth
+    x = random_input(16, depth // 32 + 1, 32, seed=1)  # one activation row more than the buffer holds
     before = sim.now()
     with pytest.raises(UnsupportedLayerError, match="LOG2_ACT_DEPTH"):
         hw_backend.conv(x, layer)
     assert sim.now() == before  # not one register written
     # and the engine itself agrees: forced through, it ends the run with ERR_CODE CONFIG (no output)
-    limit, sim.max_cycles = sim.max_cycles, 20_000  # the stream is ~4.3k beats
+    limit, sim.max_cycles = sim.max_cycles, x.size // 4 + 20_000  # stream: x.size / 4 beats
     try:
         with pytest.raises(HardwareError, match="CONFIG"):
             run_layer(sim, layer, x, hw_backend.hw, timeout_s=30)
