@@ -149,7 +149,7 @@ def _measure(backend, layer, x, clock_mhz: float, **extra) -> dict:
 def profile_artifact(acc, images, clock_mhz: float) -> dict:
     """Per-layer and end-to-end cycles of ``acc`` (a hardware-backed Accelerator) on ``images``,
     and the logits of that pass."""
-    rows, logits = acc.profile(images, with_logits=True)
+    rows, logits = acc.profile(images, with_logits=True, progress=True)
     skip = sum(r["cycles_skip"] for r in rows)
     dense = sum(r["cycles_dense"] for r in rows)
     end_to_end = {

@@ -209,7 +209,7 @@ class Accelerator:
                 "hw_us_per_image": cycles / self.clock_mhz,
                 "hw_images_per_s": self.clock_mhz * 1e6 / cycles if cycles else float("inf")}
 
-    def profile(self, images, with_logits: bool = False):
+    def profile(self, images, with_logits: bool = False, progress: bool = False):
         """Per accelerated layer, on the network's real activations for ``images`` (keep it to one
         or two): cycles with group skipping and without (the dense-ternary baseline on the same
         engine), measured, ideal and efficiency, PE utilisation -- pesto.sim.measure.measure_layer
@@ -217,19 +217,27 @@ class Accelerator:
         the per-image mean. Hardware backends only.
 
         with_logits=True returns (rows, logits): the network's outputs, every accelerated layer
-        of which the engine computed (and the reference confirmed) -- one pass for both."""
+        of which the engine computed (and the reference confirmed) -- one pass for both.
+        progress=True shows a tqdm bar over the layers."""
         if not self.has_counters:
             raise ConfigError(f"backend {self.backend.name!r} has no cycle counters; profile on 'sim' or 'pynq'")
         from ..reference import run_conv
         from ..sim.measure import measure_layer
         from .protocol import check_fits
         rows = []
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=len(self.layers), desc=f"layers on {self.backend.name}, skip on/off", unit="layer")
 
         def measured(x, layer):
             check_fits(layer, x.shape[2], x.shape[3], self.backend.hw)
             per_image = [measure_layer(self.backend.bus, layer, img, self.backend.hw, clock_mhz=self.clock_mhz,
                                        timeout_s=self.backend.timeout_s) for img in x]
             rows.append(_mean_row(per_image))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"{layer.name}: {rows[-1]['speedup']:.2f}x")
             return run_conv(x, layer)  # == what the engine produced: measure_layer checked it
 
         conv, self._conv = self._conv, measured
@@ -237,6 +245,8 @@ class Accelerator:
             logits = self.execute(images)
         finally:
             self._conv = conv
+            if bar is not None:
+                bar.close()
         for r in rows:
             r["us_skip"] = r["cycles_skip"] / self.clock_mhz
             r["us_dense"] = r["cycles_dense"] / self.clock_mhz
