@@ -107,7 +107,10 @@ def markdown(res: dict) -> str:
         f"Budget: {b['epochs']} epochs of {b['subset'] or 'all'} training images "
         f"({b['steps_per_run']} steps of batch {b['batch_size']}), lr {b['lr']} x{b['gamma']} at epochs "
         f"{b['milestones']}, evaluated on {b['test_subset'] or 10000} test images. Short CPU runs: the "
-        f"trends of tables 3 and 6, not converged accuracies.",
+        f"trends of tables 3 and 6, not converged accuracies. Every run is a resumable checkpoint in "
+        f"`--runs`: partial invocations (`--modes/--cgs` subsets, `--timing-steps 0`) with the same budget "
+        f"can fill them in parallel; the command above then measured the step time and wrote the tables. "
+        f"Train times are per run, on a 2-core CPU shared with other jobs (load 7-12).",
         "",
         "## Table 3 ablation (Cg = 16)",
         "",
