@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -51,12 +52,15 @@ def size_breakdown(art: A.Artifact, nbytes: int) -> dict:
 
 
 def timed_export(source, images, repeats: int, **kw):
-    times, art = [], None
+    """(artifact, median seconds, all seconds, phases of the median run: load/calibration/build)."""
+    runs = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         art = export_model(source, images, verify=0, **kw)
-        times.append(time.perf_counter() - t0)
-    return art, float(np.median(times)), times
+        runs.append((time.perf_counter() - t0, art))
+    runs.sort(key=lambda r: r[0])
+    t_med, art = runs[len(runs) // 2]
+    return art, t_med, [r[0] for r in runs], art.meta["export"]["timing_s"]
 
 
 def prune_groups(model, fraction: float, seed: int = 0):
@@ -74,14 +78,14 @@ def prune_groups(model, fraction: float, seed: int = 0):
 def bench_resnet20(ckpt: Path, train_x, test_x, test_y, n_test: int, repeats: int, tmp: Path) -> dict:
     model, info = load_model(str(ckpt))
     calib = train_x[:256]
-    art, t_med, times = timed_export((model, info), calib, repeats)
+    art, t_med, times, phases = timed_export((model, info), calib, repeats)
     path = A.save(art, tmp / "resnet20.pesto")
     t0 = time.perf_counter()
     A.load(path)
     t_load = time.perf_counter() - t0
     res = {"model": f"resnet20 ({ckpt.name}, {info['mode']}, epoch {info.get('epoch')})", "checkpoint": str(ckpt.name), "input": "1x28x28",
            "calibration_images": len(calib), "export_seconds_median": t_med, "export_seconds": times,
-           "load_seconds": t_load, **size_breakdown(art, path.stat().st_size), "layers": art.layer_stats()}
+           "export_phases_s": phases, "load_seconds": t_load, **size_breakdown(art, path.stat().st_size), "layers": art.layer_stats()}
     x, y = test_x[:n_test], test_y[:n_test]
     with torch.no_grad():
         fp = np.concatenate([model(torch.from_numpy(normalize(art, x[i:i + 500]))).argmax(1).numpy()
@@ -102,22 +106,25 @@ def bench_resnet18(repeats: int, tmp: Path, group_sparsity: float) -> dict:
     calib = np.random.default_rng(0).integers(0, 256, size=(8, 3, 224, 224), dtype=np.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UntrainedWarning)
-        art, t_med, times = timed_export(model.eval(), calib, repeats, mean=[0.485, 0.456, 0.406],
+        art, t_med, times, phases = timed_export(model.eval(), calib, repeats, mean=[0.485, 0.456, 0.406],
                                          std=[0.229, 0.224, 0.225], num_calibration=8)
     path = A.save(art, tmp / "resnet18.pesto")
     return {"model": f"resnet18 (random init, ternarized, Cg=64, {int(100 * group_sparsity)}% of groups zeroed)",
             "input": "3x224x224", "calibration_images": 8, "export_seconds_median": t_med, "export_seconds": times,
+            "export_phases_s": phases,
             **size_breakdown(art, path.stat().st_size), "layers": art.layer_stats()}
 
 
 def markdown(results: dict) -> str:
     lines = ["# Export benchmark", "", f"Command: `{results['command']}`  ", f"Machine: {results['machine']}  ",
              f"Date: {results['date']}", "", "## Export time and artifact size", "",
-             "| model | export (s, median) | artifact (B) | codes (B) | indexers (B) | output stages (B) | "
+             "| model | export (s, median) | of which calibration / build (s) | artifact (B) | codes (B) | indexers (B) | output stages (B) | "
              "host layers (B) | manifest+header (B) | Gs | eq 2.8 | eq 2.8 size (B) | measured codes+indexers |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["models"]:
-        lines.append(f"| {r['model']} | {r['export_seconds_median']:.2f} | {r['artifact_bytes']:,} | {r['codes_bytes']:,} | "
+        ph = r["export_phases_s"]
+        lines.append(f"| {r['model']} | {r['export_seconds_median']:.2f} | {ph['calibration']:.2f} / {ph['build']:.2f} | "
+                     f"{r['artifact_bytes']:,} | {r['codes_bytes']:,} | "
                      f"{r['indexer_bytes']:,} | {r['output_stage_bytes']:,} | {r['host_layer_bytes']:,} | "
                      f"{r['manifest_header_padding_bytes']:,} | {100 * r['group_sparsity']:.1f}% | "
                      f"{r['eq28_compression']:.2f}x | {r['eq28_bytes']:,.0f} | "
@@ -189,8 +196,10 @@ def main(argv=None) -> int:
                                      args.test_images, args.repeats, tmp))
         if not args.skip_resnet18:
             models.append(bench_resnet18(args.repeats, tmp, args.resnet18_group_sparsity))
-    results = {"command": "python benchmarks/export/bench_export.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-               "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, {platform.python_version()}",
+    load = os.getloadavg()
+    results = {"command": ("python benchmarks/export/bench_export.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip(),
+               "machine": f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs (load average "
+                          f"{load[0]:.1f} at the end), {torch.get_num_threads()} torch threads, Python {platform.python_version()}",
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "models": models}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -120,10 +120,11 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
     norm = torch.from_numpy((images - mean.reshape(1, -1, 1, 1)) / std.reshape(1, -1, 1, 1))
     batches = [norm[i:i + batch_size] for i in range(0, len(norm), batch_size)]
     bar = _bar(progress, len(norm), "calibrating")
+    t1 = time.perf_counter()
     ops = G.capture(model, batches, bar)
     if bar is not None:
         bar.close()
-
+    t2 = time.perf_counter()
     builder = _Builder(ops, cg, act_bits, frac_bits, headroom_bits, progress)
     nodes, output = builder.build()
     num_classes = int(np.prod(next(op for op in ops if op.name == ops[-1].inputs[0]).shape))
@@ -141,9 +142,13 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
                    "calibration_images": int(len(images)), "host_fallback": builder.host_fallback},
     }
     artifact = Artifact(nodes, output, meta)
+    t3 = time.perf_counter()
     if verify:
         meta["export"]["verification"] = _verify(model, artifact, images[:verify], norm[:verify])
-    meta["export"]["seconds"] = round(time.perf_counter() - t0, 3)
+    t4 = time.perf_counter()
+    meta["export"]["seconds"] = round(t4 - t0, 3)
+    meta["export"]["timing_s"] = {"load": round(t1 - t0, 3), "calibration": round(t2 - t1, 3),
+                                  "build": round(t3 - t2, 3), "verify": round(t4 - t3, 3)}
     return artifact
 
 

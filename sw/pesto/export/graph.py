@@ -7,6 +7,7 @@ the largest |value| (for the fixed-point formats) and the output shape.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils import parametrize
 
 from ..errors import ConfigError, UnsupportedLayerError
 
@@ -80,10 +82,12 @@ class _Recorder(fx.Interpreter):
     def run_node(self, n):
         out = super().run_node(n)
         if isinstance(out, torch.Tensor) and out.is_floating_point():
-            if not torch.isfinite(out).all():
+            # one pass: min and max give |max|, and a NaN or inf anywhere propagates into them
+            lo, hi = torch.aminmax(out.detach()) if out.numel() else (torch.zeros(()), torch.zeros(()))
+            m = max(-float(lo), float(hi))
+            if not math.isfinite(m):
                 raise ConfigError(f"node {n.name!r} ({n.target}) produced NaN or inf on the calibration "
                                   f"images; the model's weights or the images are broken")
-            m = float(out.detach().abs().max()) if out.numel() else 0.0
             prev = self.stats.get(n.name)
             self.stats[n.name] = (max(prev[0], m) if prev else m, tuple(out.shape[1:]))
         elif isinstance(out, torch.Tensor):
@@ -96,7 +100,8 @@ def capture(model: nn.Module, batches, progress=None) -> list[OpNode]:
     gm = trace(model)
     stats: dict[str, tuple[float, tuple]] = {}
     rec = _Recorder(gm, stats)
-    with torch.no_grad():
+    # cached(): each ternary weight is computed once for all batches, not once per forward
+    with torch.no_grad(), parametrize.cached():
         for x in batches:
             rec.run(x)
             if progress is not None:
