@@ -37,6 +37,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sim-images", type=int, default=1,
                         help="test images through the simulated accelerator, each layer with skipping on and off "
                              "(default 1, ~40 s each; 0 skips the RTL)")
+    parser.add_argument("--calibration-images", type=int, default=256,
+                        help="training images that calibrate the activation formats at export (default 256)")
     parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     parser.add_argument("--clock-mhz", type=float, default=100.0, help="fabric clock for time figures (default 100)")
     parser.add_argument("--data-root", default=None, help="folder with Fashion-MNIST (default: system paths)")
@@ -99,7 +101,8 @@ def run(args) -> int:
     result["checkpoint"] = str(ckpt)
 
     step("exporting to the accelerator artifact")
-    art = export_model(str(ckpt), calib_images=train.images[:512].numpy(), progress=True)
+    n_cal = args.calibration_images
+    art = export_model(str(ckpt), calib_images=train.images[:n_cal].numpy(), num_calibration=n_cal, progress=True)
     art_path = artifact_mod.save(art, out / "resnet20_fmnist.pesto")
     t = art.totals()
     size = Path(art_path).stat().st_size

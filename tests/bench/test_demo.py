@@ -30,7 +30,7 @@ def checkpoint(tmp_path_factory):
 
 
 def test_demo(checkpoint, tmp_path, capsys):
-    argv = ["demo", "-o", str(tmp_path), "--images", "40", "--sim-images", "1"]
+    argv = ["demo", "-o", str(tmp_path), "--images", "40", "--sim-images", "1", "--calibration-images", "64"]
     from pesto.train.checkpoint import default_checkpoint_path
     if checkpoint != default_checkpoint_path():
         argv += ["--checkpoint", str(checkpoint)]
