@@ -7,7 +7,7 @@ the board and the simulation. numpy only (pynq on the board, cocotb for "sim").
 
 from .accelerator import BACKENDS, Accelerator, LayerRecord, open_backend
 from .backends import Backend, BusBackend, RefBackend
-from .protocol import Bus, LayerStats, check_fits, check_identity, run_layer
+from .protocol import Bus, LayerStats, check_fits, check_identity, connect, run_layer
 
 __all__ = ["Accelerator", "BACKENDS", "LayerRecord", "open_backend", "Backend", "BusBackend", "RefBackend",
-           "Bus", "LayerStats", "check_fits", "check_identity", "run_layer"]
+           "Bus", "LayerStats", "check_fits", "check_identity", "connect", "run_layer"]

@@ -55,7 +55,7 @@ class RefBackend(Backend):
 class BusBackend(Backend):
     """An accelerator reached through a ``Bus``: the board and the simulation alike.
 
-    Checks ID/VERSION on connect (``protocol.check_identity``), reads the build's HWCFG,
+    Checks ID/VERSION on connect (``protocol.connect``), reads the build's HWCFG,
     refuses layers that do not fit it before touching the hardware, and streams a layer's
     weights once per batch: the following images of the same call reuse them
     (MODE.LOAD_WEIGHTS=0). Across calls the weights are always sent again, so nothing else
@@ -69,7 +69,7 @@ class BusBackend(Backend):
         self.name = name
         self.timeout_s = timeout_s
         self.reuse_weights = reuse_weights
-        self.hw = protocol.check_identity(bus)
+        self.hw = protocol.connect(bus)
         self.bus_seconds = 0.0            # wall time spent inside run_layer (register + DMA traffic)
 
     def conv(self, x, layer, skip=True, reuse_weights=True):

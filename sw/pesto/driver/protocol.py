@@ -52,6 +52,31 @@ def check_identity(bus: Bus) -> HwConfig:
     return HwConfig.from_registers(bus.read(REGMAP.offset("HWCFG0")), bus.read(REGMAP.offset("HWCFG1")))
 
 
+def connect(bus: Bus, timeout_s: float = 1.0) -> HwConfig:
+    """``check_identity``, after waking an engine whose read-only registers still read 0.
+
+    An HLS engine writes its ID/VERSION/HWCFG outputs only when it runs, so a fresh one reads
+    0 there. One run with N = 0 and a single input beat, which every pesto engine refuses with
+    ERR_CODE CONFIG and drops (the RTL answers it the same way), makes them valid.
+    """
+    ctrl = REGMAP.offset("CTRL")
+    if bus.read(REGMAP.offset("ID")) == 0:
+        bus.write(REGMAP.offset("N"), 0)
+        bus.write(REGMAP.offset("MODE"), 0)
+        bus.read(ctrl)  # clear a stale AP_DONE (clear-on-read)
+        bus.write(ctrl, 1 << REGMAP["CTRL"].fields["AP_START"][0])
+        try:
+            bus.transfer(np.zeros(1, dtype=np.uint64), 0, timeout_s)
+        except HardwareError as e:
+            raise HardwareError(f"ID register reads 0 and the identity probe run failed ({e}): the loaded "
+                                f"bitstream is not a pesto accelerator; load the matching overlay") from e
+        done = 1 << REGMAP["CTRL"].fields["AP_DONE"][0]
+        if not any(bus.read(ctrl) & done for _ in range(1000)):
+            raise HardwareError("ID register reads 0 and the identity probe run never finished: the loaded "
+                                "bitstream is not a pesto accelerator; load the matching overlay")
+    return check_identity(bus)
+
+
 def check_fits(layer: TernaryConv, h: int, w: int, hw: HwConfig) -> None:
     """Refuse, before any register is written, a layer the build's buffers cannot hold
     (the engine would end the run with ERR_CODE CONFIG and no output)."""

@@ -61,13 +61,15 @@ class PynqBus:
         inbuf, outbuf = self._buffer("in", len(words)), self._buffer("out", n_out)
         inbuf[:len(words)] = words
         try:
-            recv.transfer(outbuf, 0, n_out * 8)        # S2MM armed first: the engine may answer at once
+            if n_out:
+                recv.transfer(outbuf, 0, n_out * 8)    # S2MM armed first: the engine may answer at once
             send.transfer(inbuf, 0, len(words) * 8)
         except ValueError as e:  # pynq: transfer longer than the DMA's length register allows
             raise HardwareError(f"{e}: rebuild the overlay's AXI DMA with c_sg_length_width=26") from e
         try:
-            for ch, status, what in ((send, MM2S_DMASR, "the DMA to send the input stream (MM2S)"),
-                                     (recv, S2MM_DMASR, "the output stream (S2MM): the engine did not answer")):
+            channels = [(send, MM2S_DMASR, "the DMA to send the input stream (MM2S)"),
+                        (recv, S2MM_DMASR, "the output stream (S2MM): the engine did not answer")]
+            for ch, status, what in channels[:2 if n_out else 1]:
                 wait_until(lambda: ch.idle or ch.error, timeout_s, what)
                 if ch.error:
                     raise HardwareError(f"AXI DMA error while waiting for {what} "

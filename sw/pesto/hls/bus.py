@@ -14,7 +14,7 @@ import subprocess
 import numpy as np
 
 from ..errors import HardwareError
-from ..hwspec import REGMAP
+from ..driver.protocol import connect
 
 
 class CSimBus:
@@ -72,20 +72,5 @@ class CSimBus:
         self.close()
 
 
-def identity_probe(bus, timeout_s: float = 1.0):
-    """Make a fresh HLS engine's read-only registers valid: one run with N = 0 and a single
-    beat (TLAST) that the engine refuses with CONFIG and drops. Harmless on the RTL engine,
-    which answers it the same way. Returns the build's HwConfig (``check_identity``)."""
-    from ..driver.protocol import check_identity
-
-    if bus.read(REGMAP.offset("ID")) != REGMAP.id:
-        ctrl = REGMAP.offset("CTRL")
-        bus.write(REGMAP.offset("N"), 0)
-        bus.write(REGMAP.offset("MODE"), 0)
-        bus.read(ctrl)                                    # clear a stale AP_DONE
-        bus.write(ctrl, 1 << REGMAP["CTRL"].fields["AP_START"][0])
-        bus.transfer(np.zeros(1, dtype=np.uint64), 0, timeout_s)
-        done = 1 << REGMAP["CTRL"].fields["AP_DONE"][0]
-        if not any(bus.read(ctrl) & done for _ in range(1000)):
-            raise HardwareError("identity probe: AP_DONE never rose; is this a pesto accelerator?")
-    return check_identity(bus)
+# The probe is part of connecting to any engine; its one home is the driver protocol.
+identity_probe = connect
