@@ -10,6 +10,7 @@ adds yosys synth_xilinx resource counts against the xc7z020.
 
     python benchmarks/rtl/speedup.py                 # ~4 minutes of simulation + yosys (cached)
     python benchmarks/rtl/speedup.py --quick         # 2 placements, 4 sweep points
+    python benchmarks/rtl/speedup.py -P NUM_PE=16    # another build: results/speedup-NUM_PE16.*
 
 Writes benchmarks/rtl/results/speedup.{json,md} and speedup_vs_sparsity.png, and keeps the
 yosys result in hw/synth/results/pesto_accel.json (see pesto.sim.synth).
@@ -124,13 +125,18 @@ def run_sweep(bus, hw, points, seed: int) -> list[dict]:
     return rows
 
 
-def markdown(result: dict) -> str:
+def describe_build(result: dict) -> str:
+    params = result.get("parameters") or {}
+    return ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "default PYNQ-Z1 build"
+
+
+def markdown(result: dict, png: str) -> str:
     hw, syn = result["hw"], result["synth"]
     pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
     out = ["# RTL speedup benchmark (issue 4)", "",
            f"Command: `{result['command']}`  ",
            f"Simulator: {result['simulator']}; engine: {hw['num_pe']} PEs x {hw['lanes']} lanes "
-           f"(default PYNQ-Z1 build); clock {CLOCK_MHZ:g} MHz; {result['date']}; {result['seconds']:.0f} s.  ",
+           f"({describe_build(result)}); clock {CLOCK_MHZ:g} MHz; {result['date']}; {result['seconds']:.0f} s.  ",
            f"RTL: commit {result['git']}, sources sha256 {result['rtl']} (the same for simulation and synthesis).",
            "",
            "Every run below is bit-exact against the integer reference (pesto.reference.run_conv), with group",
@@ -169,13 +175,13 @@ def markdown(result: dict) -> str:
     for r in result["table7_summary"]:
         out.append(f"| {r['layer']} | {r['dense_macs']} | {r['gops_dense']:.1f} | {r['gops_skip']:.1f} | "
                    f"{r['gops_compute_skip']:.1f} |")
-    out += ["", "## Speedup across group sparsity", "", "![speedup vs group sparsity](speedup_vs_sparsity.png)", "",
+    out += ["", "## Speedup across group sparsity", "", f"![speedup vs group sparsity]({png})", "",
             "| layer | group sparsity | G_nz | speedup | ideal | efficiency | stream bound |",
             "|---|---:|---:|---:|---:|---:|---:|"]
     for r in result["sweep"]:
         out.append(f"| {r['stage']} | {pct(r['group_sparsity'])} | {r['nnz_groups']} | {r['speedup']:.3f}x | "
                    f"{r['speedup_ideal']:.3f}x | {pct(r['efficiency'])} | {bound_speedup(r):.3f}x |")
-    out += ["", f"## yosys synth_xilinx -family xc7 ({syn['yosys']}), default configuration", "",
+    out += ["", f"## yosys synth_xilinx -family xc7 ({syn['yosys']}), {describe_build(result)}", "",
             "| resource | used | xc7z020 | utilisation |", "|---|---:|---:|---:|"]
     for k, label in (("lut", "LUT"), ("ff", "FF"), ("bram36", "BRAM36"), ("dsp", "DSP48E1")):
         out.append(f"| {label} | {syn[k]:g} | {XC7Z020[k]} | {pct(syn['utilization'][k])} |")
@@ -213,7 +219,9 @@ def plot(result: dict, path: Path) -> None:
     ax.get_yaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title("pesto_accel RTL (Verilator): speedup from skipping all-zero PE groups")
+    hw = result["hw"]
+    ax.set_title(f"pesto_accel RTL ({hw['num_pe']} PEs x {hw['lanes']} lanes): speedup from skipping zero PE groups",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -226,34 +234,44 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--placements", type=int, default=8,
                    help="random placements of the non-zero groups per table 7 layer")
+    p.add_argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="build parameter of pesto_accel (repeatable; default: the PYNQ-Z1 build)")
     p.add_argument("--out", type=Path, default=HERE / "results")
     args = p.parse_args(argv)
+    params = {}
+    for item in args.param:
+        name, _, value = item.partition("=")
+        if not value:
+            p.error(f"--param {item!r}: use NAME=VALUE")
+        params[name] = int(value, 0)
+    stem = "speedup" + "".join(f"-{k}{v}" for k, v in sorted(params.items()))
     t0 = time.time()
     rtl = rtl_fingerprint()
-    with SimAccelerator(args.simulator, timeout_s=1200) as bus:
+    with SimAccelerator(args.simulator, params, timeout_s=1200) as bus:
         hw = check_identity(bus)
         table7 = run_table7(bus, hw, 2 if args.quick else args.placements, args.seed)
         sweep = run_sweep(bus, hw, QUICK_SWEEP if args.quick else SWEEP, args.seed)
-    synth = synthesize()
+    synth = synthesize(params)
     if rtl_fingerprint() != rtl:
         raise SystemExit("the RTL changed while the benchmark ran (simulation and synthesis would describe "
                          "different designs): run it again")
-    record(synth, "pesto_accel")  # lets the fit test skip yosys while the RTL stays as it is
+    if not params:
+        record(synth, "pesto_accel")  # lets the fit test skip yosys while the RTL stays as it is
     result = {
         "command": "python benchmarks/rtl/" + " ".join([Path(sys.argv[0]).name] + [shlex.quote(a) for a in sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "host": platform.node(),
-        "simulator": args.simulator, "rtl": rtl, "git": git_describe(), "hw": hw.__dict__, "clock_mhz": CLOCK_MHZ,
+        "simulator": args.simulator, "parameters": params, "rtl": rtl, "git": git_describe(), "hw": hw.__dict__, "clock_mhz": CLOCK_MHZ,
         "peak_gops": peak_gops(hw), "placements": 2 if args.quick else args.placements,
         "table7_summary": summarize_table7(table7), "table7": table7, "sweep": sweep, "synth": synth,
         "seconds": round(time.time() - t0, 1),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "speedup.json", json.dumps(result, indent=2, default=float))
-    md = markdown(result)
-    atomic_write_text(args.out / "speedup.md", md)
-    plot(result, args.out / "speedup_vs_sparsity.png")
+    atomic_write_text(args.out / f"{stem}.json", json.dumps(result, indent=2, default=float))
+    md = markdown(result, f"{stem}_vs_sparsity.png")
+    atomic_write_text(args.out / f"{stem}.md", md)
+    plot(result, args.out / f"{stem}_vs_sparsity.png")
     print(md)
-    print(f"saved {args.out}/speedup.json, speedup.md, speedup_vs_sparsity.png ({result['seconds']} s)")
+    print(f"saved {args.out}/{stem}.json, {stem}.md, {stem}_vs_sparsity.png ({result['seconds']} s)")
     return 0
 
 
