@@ -23,7 +23,6 @@ RECIPES: dict[str, dict] = {
     # The embedded default model (sw/pesto/assets/resnet20_fmnist_wpc.pt): 6 epochs of a
     # 16384-image subset (768 steps), lr 0.1 / 0.01 / 0.001 from epochs 0 / 3 / 5; lambda large
     # enough that PE groups die within the budget (a full run uses the "fmnist" recipe).
-    # ~25 min on 2 quiet cores with --threads 1.
     "fmnist-demo": dict(dataset="fashion-mnist", model="resnet20", mode="wpc", epochs=6, batch_size=128,
                         optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, milestones=[3, 5],
                         gamma=0.1, cg=16, lam=5e-3, a=1.0, subset=16384, augment=False),
