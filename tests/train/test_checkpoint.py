@@ -98,3 +98,23 @@ def test_init_copies_float_weights_into_a_ternary_model(tmp_path):
                                                            cg_overrides={}))
     with pytest.raises(CheckpointError, match="same architecture"):
         _init_from(big, str(p))  # resnet20 weights cannot fill a resnet32
+
+
+def test_release_drops_optimizer_state_and_writes_a_model_card(tmp_path):
+    import json
+    from pesto.train.release import release
+    src = tmp_path / "run.pt"
+    model, _ = _save(src)
+    ckpt = load_checkpoint(src)
+    ckpt["history"] = [{"epoch": 3, "lr": 0.1, "train_loss": 0.5, "test_acc": 80.0, "overall_sparsity": 0.5,
+                        "group_sparsity": 0.25, "in_group_sparsity": 0.3, "compression_rate": 21.3,
+                        "time_s": 60.0, "steps": 10, "layers": {"layer1.0.conv1": {
+                            "group_sparsity": 0.1, "layer_sparsity": 0.4, "delta": 0.9}}}]
+    torch.save({k: v for k, v in ckpt.items() if k != "path"}, src)
+    card = release(src, tmp_path / "out" / "m.pt", command="pesto train --recipe x")
+    shipped = load_checkpoint(tmp_path / "out" / "m.pt")
+    assert shipped["optimizer"] is None and card["bytes"] < src.stat().st_size
+    assert torch.equal(model_from_checkpoint(shipped).layer1[0].conv1.weight, model.layer1[0].conv1.weight)
+    assert json.loads((tmp_path / "out" / "m.json").read_text())["group_sparsity"] == 0.25
+    md = (tmp_path / "out" / "m.md").read_text()
+    assert "pesto train --recipe x" in md and "21.3x" in md and "| layer1.0.conv1 | 10.0 |" in md
