@@ -117,3 +117,16 @@ def test_augmentation_and_subset(tmp_path):
     s = subset(train, 7, seed=3)
     assert len(s) == 7 and list(s.indices) == list(subset(train, 7, seed=3).indices)
     assert subset(train, None) is train
+
+
+def test_readers_import_without_torch(tmp_path):
+    """The board has numpy but no torch: pesto.data.readers must still import and read IDX."""
+    import subprocess
+    import sys
+    a = _idx(tmp_path / "a.gz", 0x08, [2, 2], bytes(range(4)))
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from pesto.data.readers import read_idx\n"
+            f"print(read_idx({str(a)!r}).sum())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "6"

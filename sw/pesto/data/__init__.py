@@ -9,12 +9,18 @@ deployment. Nothing is downloaded: a missing dataset raises DatasetError saying 
 looked and how to install it.
 """
 
-from .datasets import (
-    DATASETS, DatasetInfo, ImageDataset, ImageFolderDataset, load_splits, dataset_info,
-    subset, normalize,
-)
 from .readers import read_idx, read_fashion_mnist, read_cifar10, safe_unpickle
 
-__all__ = ["DATASETS", "DatasetInfo", "ImageDataset", "ImageFolderDataset", "load_splits",
-           "dataset_info", "subset", "normalize", "read_idx", "read_fashion_mnist",
-           "read_cifar10", "safe_unpickle"]
+# the torch-based datasets load on first use: the readers stay importable on a torch-free board
+_LAZY = ("DATASETS", "DatasetInfo", "ImageDataset", "ImageFolderDataset", "load_splits",
+         "dataset_info", "subset", "normalize")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from . import datasets
+        return getattr(datasets, name)
+    raise AttributeError(f"module 'pesto.data' has no attribute {name!r}")
+
+
+__all__ = [*_LAZY, "read_idx", "read_fashion_mnist", "read_cifar10", "safe_unpickle"]
