@@ -56,11 +56,13 @@ def connect(bus: Bus, timeout_s: float = 1.0) -> HwConfig:
     """``check_identity``, after waking an engine whose read-only registers still read 0.
 
     An HLS engine writes its ID/VERSION/HWCFG outputs only when it runs, so a fresh one reads
-    0 there. One run with N = 0 and a single input beat, which every pesto engine refuses with
-    ERR_CODE CONFIG and drops (the RTL answers it the same way), makes them valid.
+    0 there while its ap_ctrl_hs CTRL reads AP_IDLE. One run with N = 0 and a single input
+    beat, which every pesto engine refuses with ERR_CODE CONFIG and drops (the RTL answers it
+    the same way), makes them valid. Anything else that reads 0 is never started.
     """
     ctrl = REGMAP.offset("CTRL")
-    if bus.read(REGMAP.offset("ID")) == 0:
+    idle = 1 << REGMAP["CTRL"].fields["AP_IDLE"][0]
+    if bus.read(REGMAP.offset("ID")) == 0 and bus.read(ctrl) & idle:
         bus.write(REGMAP.offset("N"), 0)
         bus.write(REGMAP.offset("MODE"), 0)
         bus.read(ctrl)  # clear a stale AP_DONE (clear-on-read)
