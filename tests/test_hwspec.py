@@ -7,9 +7,8 @@ import pytest
 
 from pesto.errors import ConfigError
 from pesto.hwspec import (REGMAP, HwConfig, activation_words, hw_codes, input_stream, layer_registers,
-                          pack_activations, pack_weights, render_verilog_header, unpack_outputs,
+                          pack_activations, pack_outputs, pack_weights, render_verilog_header, unpack_outputs,
                           weight_words)
-from pesto.hwspec.protocol import _pack
 from pesto.ir import TernaryConv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +81,7 @@ def test_cg_larger_than_lanes_splits_groups_and_skips_per_hw_group():
 
 def test_output_round_trip_and_length_check():
     y = np.random.default_rng(1).integers(-32768, 32767, (3, 3, 3)).astype(np.int16)
-    words = _pack(y.reshape(-1).view(np.uint16), 16)
+    words = pack_outputs(y)
     assert (unpack_outputs(words, 3, 3, 3) == y).all()
     from pesto.errors import HardwareError
     with pytest.raises(HardwareError):

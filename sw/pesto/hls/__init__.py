@@ -12,12 +12,12 @@ docs/hls.md describes the engine, the cycle model and the project layout.
 
 from .render import (HLS_DEFAULT, HLS_DIR, TOOL_VERSIONS, VLNV, fit_hw, render_project, render_sources,
                      top_arguments)
-from .vectors import VectorCase, error_cases, layer_case, pack_outputs, write_vectors
+from .vectors import VectorCase, error_cases, layer_case, write_vectors
 from .csim import CaseResult, TbRun, ap_types_dir, compile_tb, run_tb
 from .bus import CSimBus, identity_probe
 
 __all__ = [
     "HLS_DEFAULT", "HLS_DIR", "TOOL_VERSIONS", "VLNV", "fit_hw", "render_project", "render_sources",
-    "top_arguments", "VectorCase", "error_cases", "layer_case", "pack_outputs", "write_vectors",
+    "top_arguments", "VectorCase", "error_cases", "layer_case", "write_vectors",
     "CaseResult", "TbRun", "ap_types_dir", "compile_tb", "run_tb", "CSimBus", "identity_probe",
 ]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..hwspec import REGMAP, input_stream, layer_registers, output_words
+from ..hwspec import REGMAP, input_stream, layer_registers, pack_outputs
 from ..ir import TernaryConv
 from ..reference.layer import run_conv
 from ..util import atomic_write_text
@@ -48,15 +48,6 @@ class VectorCase:
         if len(t):
             t[-1] = True
         return t
-
-
-def pack_outputs(y: np.ndarray) -> np.ndarray:
-    """int16 (N, Ho, Wo) -> the output packet: (n, y, x) order, four per 64-bit beat, zero padded."""
-    flat = np.asarray(y, dtype=np.int16).reshape(-1).astype("<i2")
-    words = output_words(1, 1, flat.size)
-    padded = np.zeros(words * 4, dtype="<i2")
-    padded[:flat.size] = flat
-    return padded.view("<u8").astype(np.uint64)
 
 
 def layer_case(layer: TernaryConv, x: np.ndarray, lanes: int = 16, skip: bool = True,

@@ -7,13 +7,13 @@ register offsets from it, and the driver reads it at run time; tests check all t
 
 from .regmap import REGMAP, RegMap, Register, render_verilog_header
 from .protocol import (
-    HwConfig, hw_codes, pack_weights, pack_activations, unpack_outputs, layer_registers,
+    HwConfig, hw_codes, pack_weights, pack_activations, pack_outputs, unpack_outputs, layer_registers,
     input_stream, output_words, weight_words, activation_words, encode_codes,
 )
 
 __all__ = [
     "REGMAP", "RegMap", "Register", "render_verilog_header",
-    "HwConfig", "hw_codes", "pack_weights", "pack_activations", "unpack_outputs",
+    "HwConfig", "hw_codes", "pack_weights", "pack_activations", "pack_outputs", "unpack_outputs",
     "layer_registers", "input_stream", "output_words", "weight_words", "activation_words",
     "encode_codes",
 ]

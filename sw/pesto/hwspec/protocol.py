@@ -141,6 +141,11 @@ def pack_activations(x: np.ndarray, layer: TernaryConv, lanes: int) -> np.ndarra
     return _pack(words.reshape(-1).view(np.uint16), 16)
 
 
+def pack_outputs(y: np.ndarray) -> np.ndarray:
+    """int16 (N, Ho, Wo) -> the output packet (what the engine emits for those outputs)."""
+    return _pack(np.asarray(y, dtype=np.int16).reshape(-1).view(np.uint16), 16)
+
+
 def unpack_outputs(words: np.ndarray, n: int, ho: int, wo: int) -> np.ndarray:
     """Output packet -> int16 (N, Ho, Wo)."""
     count = n * ho * wo
