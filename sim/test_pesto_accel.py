@@ -19,6 +19,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from pesto.hwspec import REGMAP, hw_codes, input_stream, layer_registers
 from pesto.reference.layer import run_conv
 from pesto.sim.build import sim_params
+from pesto.sim.measure import cycle_model
 from pesto_tb import TB, fit_output_stage, random_input, random_layer
 
 SEED = int(os.environ.get("PESTO_SEED", "7"))
@@ -150,28 +151,19 @@ async def test_sparsity(dut):
                       st0.compute_cycles)
 
 
-def cycle_model(layer, h, w, num_pe, lanes, skip):
-    """docs/rtl.md's COMPUTE_CYCLES model without its constant: the compute (taps x blocks x
-    issued groups, no stalls) and the output stream (4 values per cycle, channels in order, a
-    channel's outputs not before its compute), whichever ends last. Also returns the number of
-    all-zero channels behind the last computed one."""
+def model_cycles(layer, h, w, hw, skip):
+    """docs/rtl.md's COMPUTE_CYCLES model without its constant (pesto.sim.measure.cycle_model):
+    the issue time (taps x blocks x issued groups, no stalls) or the output-stream bound,
+    whichever is longer."""
+    m = cycle_model(layer, h, w, hw, skip)
+    return max(m["issue"], m["stream_bound"])
+
+
+def trailing_zero_channels(layer, lanes):
+    """All-zero output channels behind the last computed one (they cost output beats only)."""
     codes = hw_codes(layer, lanes)
-    n, g, kh, kw, _ = codes.shape
-    nz = (codes != 0).reshape(n, g, -1).any(axis=2)
-    ho, wo = layer.out_hw(h, w)
-    blocks = math.ceil(ho * wo / num_pe)
-    beats = math.ceil(ho * wo / 4)
-    compute_end = stream_end = 0
-    for ch in range(n):
-        entries = int(nz[ch].sum()) if skip else g
-        if entries:
-            compute_end += kh * kw * blocks * entries
-            stream_end = max(stream_end + beats, compute_end)
-        else:
-            stream_end += beats
-    active = np.flatnonzero(nz.any(axis=1)) if skip else np.arange(n)
-    z_tail = int(n - 1 - (active[-1] if active.size else -1))
-    return int(max(compute_end, stream_end)), z_tail
+    active = np.flatnonzero((codes != 0).reshape(codes.shape[0], -1).any(axis=1))
+    return int(codes.shape[0] - 1 - (active[-1] if active.size else -1))
 
 
 @cocotb.test()
@@ -186,8 +178,9 @@ async def test_table7(dut):
         layer, x = make_case(rng, tb.hw, c, c, size, size, 3, 1, 1, 16, nz_groups=nz, relu=True)
         _, st1 = await check_layer(tb, layer, x, skip=True, tag=f"table7 {c} skip")
         _, st0 = await check_layer(tb, layer, x, skip=False, tag=f"table7 {c} dense")
-        model1, z_tail = cycle_model(layer, size, size, tb.hw.num_pe, tb.hw.lanes, True)
-        model0, _ = cycle_model(layer, size, size, tb.hw.num_pe, tb.hw.lanes, False)
+        model1 = model_cycles(layer, size, size, tb.hw, True)
+        model0 = model_cycles(layer, size, size, tb.hw, False)
+        z_tail = trailing_zero_channels(layer, tb.hw.lanes)
         ideal = layer.out_channels * layer.groups / nz
         speedup = st0.compute_cycles / st1.compute_cycles
         rows.append({"weights": [c, c, 3, 3], "input": [c, size, size], "nz_groups": nz,
