@@ -80,6 +80,15 @@ def random_input(rng: np.random.Generator, c: int, h: int, w: int, bits: int = 1
     return rng.integers(-(1 << bits), 1 << bits, size=(c, h, w)).astype(np.int16)
 
 
+def axi_ports(dut):
+    """cocotbext-axi endpoints on pesto_accel's ports: (AXI4-Lite master, s_axis source, m_axis sink)."""
+    axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.aclk, dut.aresetn, reset_active_level=False)
+    source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.aclk, dut.aresetn,
+                             reset_active_level=False)
+    sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.aclk, dut.aresetn, reset_active_level=False)
+    return axil, source, sink
+
+
 class TB:
     def __init__(self, dut, seed: int = 1):
         self.dut = dut
@@ -87,12 +96,7 @@ class TB:
         cocotb.start_soon(Clock(dut.aclk, PERIOD_NS, unit="ns").start())
         for port in ("s_axil", "s_axis", "m_axis"):  # one line per transfer is too chatty
             logging.getLogger(f"cocotb.{dut._name}.{port}").setLevel(logging.WARNING)
-        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.aclk, dut.aresetn,
-                                  reset_active_level=False)
-        self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.aclk, dut.aresetn,
-                                      reset_active_level=False)
-        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.aclk, dut.aresetn,
-                                  reset_active_level=False)
+        self.axil, self.source, self.sink = axi_ports(dut)
         self.hw: HwConfig | None = None
 
     def set_noise(self, idle: float = 0.0, backpressure: float = 0.0) -> None:

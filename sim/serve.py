@@ -28,10 +28,10 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, with_timeout
 from cocotb.utils import get_sim_time
-from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink,
-                           AxiStreamSource)
+from cocotbext.axi import AxiStreamFrame
 
 from pesto.sim import wire
+from pesto_tb import axi_ports
 
 # cocotbext-axi 0.1.28 still calls APIs cocotb 2.x deprecates; keep the server log readable.
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -53,12 +53,7 @@ class Server:
         self.sock = sock
         self.clk = dut.aclk
         Clock(dut.aclk, PERIOD_NS, unit="ns").start()
-        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.aclk, dut.aresetn,
-                                  reset_active_level=False)
-        self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.aclk, dut.aresetn,
-                                      reset_active_level=False)
-        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.aclk, dut.aresetn,
-                                  reset_active_level=False)
+        self.axil, self.source, self.sink = axi_ports(dut)
         for log in (self.axil.write_if.log, self.axil.read_if.log, self.source.log, self.sink.log):
             log.setLevel("WARNING")
 
