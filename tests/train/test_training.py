@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pesto.cli import main as pesto_main
-from pesto.errors import ConfigError
+from pesto.errors import CheckpointError, ConfigError
 from pesto.train.checkpoint import load_checkpoint, model_from_checkpoint
 from pesto.train.loop import TrainConfig, train
 
@@ -68,6 +68,9 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
     assert ckpt["epoch"] == first + 1
     assert ckpt["history"][:first] == done["history"]
     assert ckpt["history"][-1]["epoch"] == first + 1
+    # resuming with other hyper-parameters is refused: one checkpoint, one experiment
+    with pytest.raises(CheckpointError, match=r"lam 0.001 -> 0.005; subset 256 -> 128"):
+        train(TrainConfig(**{**cfg.__dict__, "epochs": first + 2, "lam": 5e-3, "subset": 128}))
     # resuming with another architecture is refused
     with pytest.raises(Exception, match="this run asks for resnet32"):
         train(TrainConfig(model="resnet32", mode="tern", epochs=first + 2, out=str(out), resume=True,

@@ -195,6 +195,7 @@ def train(cfg: TrainConfig) -> dict:
         if ckpt["model"] != model_cfg or ckpt["quant"] != cfg.quant:
             raise CheckpointError(f"--resume: {out} holds {ckpt['model']['name']} {ckpt['quant']}, "
                                   f"this run asks for {cfg.model} {cfg.quant}; use another --out")
+        _check_resumable(out, ckpt.get("args") or {}, cfg)
         model.load_state_dict(ckpt["state_dict"])
         if ckpt.get("optimizer"):
             opt.load_state_dict(ckpt["optimizer"])
@@ -269,6 +270,21 @@ def train(cfg: TrainConfig) -> dict:
     if world > 1 and owns_group:
         dist.destroy_process_group()
     return ckpt if rank == 0 else {}
+
+
+# What defines a run's trajectory: resuming with any of these changed would silently mix two
+# experiments in one checkpoint. epochs and milestones may change (extend a run, add a decay).
+RUN_DEFINING = ("mode", "model", "dataset", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
+                "gamma", "lam", "a", "cg", "cg_overrides", "keep_first_last", "subset", "steps_per_epoch",
+                "augment", "seed")
+
+
+def _check_resumable(path: Path, saved: dict, cfg: TrainConfig) -> None:
+    now = asdict(cfg)
+    diff = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in RUN_DEFINING if k in saved and saved[k] != now[k]]
+    if diff:
+        raise CheckpointError(f"--resume: {path} was trained with other settings ({'; '.join(diff)}); "
+                              f"resume with the same settings, or start a new run with another --out")
 
 
 def _in_memory(model, fields_) -> dict:
