@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from pesto import geometry, metrics
 from pesto.errors import ConfigError
-from pesto.prune import Regularizer, group_lasso, wpc_penalty, wpc_threshold
+from pesto.prune import Regularizer, group_lasso, group_soft_threshold_, wpc_penalty, wpc_threshold
 from pesto.quant import ternarize, ternarize_model, ternary_layers
 from pesto.quant.ternary import Ternarize
 
@@ -93,6 +93,38 @@ def test_regularizer_sums_layers_times_lambda():
     assert not Regularizer.for_mode("tern", model, lam=0.5).active
     with pytest.raises(ConfigError, match="unknown mode"):
         Regularizer.for_mode("magic", model)
+
+
+def test_group_lasso_prox_shrinks_groups_and_zeroes_small_ones():
+    # 3 input channels, cg 2: groups {0, 1} and {2 + padding}; norms 5 and 0.05 in channel 0's row
+    w = torch.zeros(2, 3, 1, 1)
+    w[0, :, 0, 0] = torch.tensor([3.0, 4.0, 0.05])
+    w[1, :, 0, 0] = torch.tensor([0.0, 0.1, -2.0])
+    group_soft_threshold_(w, 2, 0.5)
+    # ||(3, 4)|| = 5 -> x (1 - 0.5/5) = 0.9; 0.05 < 0.5 -> 0; ||(0, 0.1)|| < 0.5 -> 0; 2 -> 1.5/2
+    assert w[:, :, 0, 0].flatten().tolist() == pytest.approx([2.7, 3.6, 0.0, 0.0, 0.0, -1.5])
+    lin = torch.tensor([[1.0, 0.0, 0.0, 0.2]])  # a linear weight (N, C), cg 2
+    group_soft_threshold_(lin, 2, 0.5)
+    assert lin.flatten().tolist() == pytest.approx([0.5, 0.0, 0.0, 0.0])
+
+
+def test_prune_mode_is_proximal_and_makes_exact_zero_groups():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 8, 3), nn.Conv2d(8, 8, 3), nn.Conv2d(8, 2, 1))
+    reg = Regularizer.for_mode("prune", model, lam=1.0, cg=2)
+    assert reg.proximal and not Regularizer.for_mode("naive", model, lam=1.0, cg=2).proximal
+    w = model[1].weight
+    before = geometry.group_norms(w, 2).detach().clone()
+    s = before.flatten().sort().values
+    k = len(s) // 2
+    t = float(s[k - 1] + s[k]) / 2  # lr * lam between two group norms: half the groups fall under it
+    reg.prox_(lr=t)
+    after = geometry.group_norms(w, 2)
+    small = before <= t
+    assert small.any() and (~small).any()
+    assert torch.all(after[small] == 0)
+    assert torch.allclose(after[~small], before[~small] - t, atol=1e-6)
+    with pytest.raises(ConfigError, match="group lasso only"):
+        Regularizer([], "wpc", 1.0, proximal=True)
 
 
 def test_compression_rate_eq_2_8():

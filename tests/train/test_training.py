@@ -41,6 +41,14 @@ def test_wpc_run_learns_and_becomes_group_sparse(tmp_path):
     assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
 
 
+def test_float_prune_run_reaches_exact_zero_groups(tmp_path):
+    # proximal group lasso: float groups become exactly zero (subgradient steps never get there)
+    cfg = TrainConfig(mode="prune", epochs=1, steps_per_epoch=24, lam=0.2, cg=4, out=None, **SMALL)
+    h = train(cfg)["history"][-1]
+    assert h["group_sparsity"] > 0.1 and h["compression_rate"] > 1.1
+    assert h["train_acc"] > 20.0
+
+
 def test_killed_run_resumes_where_it_stopped(tmp_path):
     out = tmp_path / "run.pt"
     args = [sys.executable, "-m", "pesto.train.cli", "--recipe", "fmnist-quick", "--mode", "tern",

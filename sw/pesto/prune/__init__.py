@@ -11,6 +11,11 @@ W_{l,i} is PE group i of layer l (``cg`` input channels x Kh x Kw of one output 
 zero-padded to a multiple of cg: pesto.geometry). The penalty acts on the latent float weights
 (what the optimizer updates), as in eq 2.5: ternarization happens in the forward pass only.
 A group whose norm reaches delta_l contributes the constant delta_l, hence exactly no gradient.
+
+Float group lasso (mode ``prune``) is minimised by proximal SGD instead of adding the term to the
+loss: after each optimizer step every group is soft-thresholded, W_i <- W_i * max(0, 1 - lr*lam /
+||W_i||). Same objective, but groups reach exact zero, which subgradient steps never do in float
+(they jitter around zero). The ternary modes need no prox: ternarization zeroes small groups.
 """
 
 from __future__ import annotations
@@ -24,11 +29,21 @@ from ..quant.ternary import latent_weight, select_layers, ternary_layers
 
 MODES = ("fp", "tern", "prune", "naive", "wpc")
 PENALTY = {"fp": None, "tern": None, "prune": "lasso", "naive": "lasso", "wpc": "wpc"}
+PROXIMAL = {"prune"}  # modes whose penalty is applied as a proximal step, not as a loss term
 
 
 def group_lasso(w: torch.Tensor, cg: int) -> torch.Tensor:
     """sum_i ||W_i||_2 over the PE groups of one layer (eq 2.4's inner sum)."""
     return geometry.group_norms(w, cg).sum()
+
+
+@torch.no_grad()
+def group_soft_threshold_(w: torch.Tensor, cg: int, t: float) -> None:
+    """In place: W_i <- W_i * max(0, 1 - t / ||W_i||) for every PE group (the prox of t*||.||_2)."""
+    norms = geometry.group_norms(w, cg)
+    scale = (1 - t / norms.clamp_min(1e-12)).clamp_min(0)
+    scale = scale.repeat_interleave(cg, dim=1)[:, : w.shape[1]]  # (N, G) -> (N, C), padding dropped
+    w.mul_(scale.reshape(scale.shape + (1,) * (w.ndim - 2)))
 
 
 def wpc_threshold(norms: torch.Tensor, a: float) -> torch.Tensor:
@@ -56,14 +71,17 @@ class Regularizer:
     """The structured-sparsity term of one training mode, over (name, module, cg) layers."""
 
     def __init__(self, layers: list[tuple[str, nn.Module, int]], kind: str | None, lam: float = 0.0,
-                 a: float = 1.0):
+                 a: float = 1.0, proximal: bool = False):
         if kind not in (None, "lasso", "wpc"):
             raise ConfigError(f"unknown regularizer {kind!r}; use 'lasso' or 'wpc'")
         if lam < 0 or a <= 0:
             raise ConfigError(f"regularizer needs lambda >= 0 and a > 0, got lambda={lam}, a={a}")
         for name, m, cg in layers:
             geometry.check_cg(cg, latent_weight(m).shape[1], f"layer {name!r}")
+        if proximal and kind != "lasso":
+            raise ConfigError(f"the proximal step is defined for group lasso only, not {kind!r}")
         self.layers, self.kind, self.lam, self.a = layers, kind, float(lam), float(a)
+        self.proximal = proximal
         self.last: dict[str, dict[str, float]] = {}  # per-layer delta / clipped fraction of the last call
 
     @classmethod
@@ -71,7 +89,8 @@ class Regularizer:
                  keep_first_last: bool = True, cg_overrides: dict | None = None) -> "Regularizer":
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-        return cls(compressed_layers(model, cg, keep_first_last, cg_overrides), PENALTY[mode], lam, a)
+        return cls(compressed_layers(model, cg, keep_first_last, cg_overrides), PENALTY[mode], lam, a,
+                   proximal=mode in PROXIMAL)
 
     @property
     def active(self) -> bool:
@@ -93,6 +112,13 @@ class Regularizer:
                 stats[name] = {"delta": float(delta), "clipped": float(clipped.float().mean())}
         self.last = stats
         return self.lam * total
+
+    @torch.no_grad()
+    def prox_(self, lr: float) -> None:
+        """The proximal step of a proximal regularizer, after the optimizer step at learning rate lr."""
+        if self.active and self.proximal:
+            for _, m, cg in self.layers:
+                group_soft_threshold_(latent_weight(m), cg, lr * self.lam)
 
     @torch.no_grad()
     def thresholds(self) -> dict[str, dict[str, float]]:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from .. import metrics
 from ..data import dataset_info, load_splits, subset
 from ..errors import CheckpointError, ConfigError
-from ..prune import MODES, PENALTY, Regularizer, compressed_layers
+from ..prune import MODES, PENALTY, PROXIMAL, Regularizer, compressed_layers
 from .checkpoint import TERNARY_MODES, build_from_config, load_checkpoint, save_checkpoint, unwrap
 
 
@@ -117,11 +117,13 @@ def train_step(model: nn.Module, reg: Regularizer, opt: torch.optim.Optimizer, x
     """One optimisation step: (cross-entropy, penalty, correct predictions)."""
     out = model(x)
     ce = F.cross_entropy(out, y)
-    pen = reg.penalty() if reg.active else None
-    loss = ce + pen if pen is not None else ce
+    with torch.set_grad_enabled(not reg.proximal):  # a proximal penalty is only logged here
+        pen = reg.penalty() if reg.active else None
+    loss = ce + pen if pen is not None and not reg.proximal else ce
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
+    reg.prox_(opt.param_groups[0]["lr"])  # proximal regularizers act after the step
     return float(ce.detach()), float(pen.detach()) if pen is not None else 0.0, int((out.argmax(1) == y).sum())
 
 
@@ -205,7 +207,7 @@ def train(cfg: TrainConfig) -> dict:
     model.to(device)
     _optimizer_to(opt, device)
     layers = compressed_layers(model, cfg.cg, cfg.keep_first_last, cfg.cg_overrides)
-    reg = Regularizer(layers, PENALTY[cfg.mode], cfg.lam, cfg.a)
+    reg = Regularizer(layers, PENALTY[cfg.mode], cfg.lam, cfg.a, proximal=cfg.mode in PROXIMAL)
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     if rank == 0:
