@@ -3,6 +3,7 @@
     weight_histograms  figure 6: latent-weight distribution of one layer per training mode (mu, sigma)
     sparsity_curves    figure 9: per-layer group sparsity and WPC threshold delta_l over epochs
     kernel_pattern     figure 5: the stitched ternary kernels of one layer ({-1, 0, +1} = white, grey, black)
+    tradeoff           accuracy vs compression rate of regularized runs at several lambdas, per mode
 """
 
 from __future__ import annotations
@@ -90,6 +91,30 @@ def kernel_pattern(module: nn.Module, path, title: str = "", max_out: int = 32, 
     ax.imshow(np.ma.masked_invalid(img), cmap=cmap, vmin=-1.5, vmax=1.5, interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(title or f"ternary kernels {n}x{c}x{kh}x{kw}", fontsize=9)
+    return _save(fig, path)
+
+
+def tradeoff(points: dict[str, list[dict]], path, references: dict[str, float] | None = None,
+             title: str = "") -> Path:
+    """Accuracy vs compression rate: {mode: [{"lambda", "test_acc", "compression_rate"}, ...]},
+    one line per mode, each point labelled with its lambda; references are horizontal lines
+    (the FP and ternary accuracies, say)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    for mode, runs in points.items():
+        runs = sorted(runs, key=lambda r: r["compression_rate"])
+        xs, ys = [r["compression_rate"] for r in runs], [r["test_acc"] for r in runs]
+        ax.plot(xs, ys, "o-", label=mode)
+        for r in runs:
+            ax.annotate(f"{r['lambda']:g}", (r["compression_rate"], r["test_acc"]), fontsize=7,
+                        textcoords="offset points", xytext=(4, 4))
+    for i, (name, acc) in enumerate((references or {}).items()):
+        ax.axhline(acc, ls="--", lw=0.8, color=f"C{i + len(points)}", label=f"{name} {acc:.2f} %")
+    ax.set_xlabel("compression rate (eq 2.8), x")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title or "accuracy vs compression (labels: lambda)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 
