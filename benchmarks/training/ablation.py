@@ -226,7 +226,7 @@ def main(argv=None) -> int:
     p.add_argument("--a", type=float, default=1.0)
     p.add_argument("--modes", default=",".join(MODES))
     p.add_argument("--cgs", default="16,8,4,2,1")
-    p.add_argument("--lambdas", default="0.002,0.003,0.005",
+    p.add_argument("--lambdas", default="0.002,0.003,0.005,0.01",
                    help="also train naive and WPC (Cg 16) at these lambdas: the accuracy / compression "
                         "trade-off of both ('' for none)")
     p.add_argument("--timing-steps", type=int, default=20, help="0: skip the step-time measurement")
