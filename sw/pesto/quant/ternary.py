@@ -51,7 +51,8 @@ class Ternarize(nn.Module):
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         codes, alpha = ternarize(w)
         w_hat = alpha * codes.to(w.dtype)
-        return w + (w_hat - w).detach()
+        # straight-through: the value is exactly w_hat (w - w is exactly 0), the gradient passes to w
+        return w_hat + (w - w.detach())
 
     def extra_repr(self) -> str:
         return f"cg={self.cg}"
