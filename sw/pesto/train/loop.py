@@ -27,7 +27,7 @@ from tqdm import tqdm
 from .. import metrics
 from ..data import dataset_info, load_splits, subset
 from ..errors import CheckpointError, ConfigError
-from ..prune import MODES, PENALTY, PROXIMAL, Regularizer, compressed_layers
+from ..prune import MODES, Regularizer
 from .checkpoint import TERNARY_MODES, build_from_config, load_checkpoint, save_checkpoint, unwrap
 
 
@@ -206,8 +206,8 @@ def train(cfg: TrainConfig) -> dict:
         _init_from(model, cfg.init)
     model.to(device)
     _optimizer_to(opt, device)
-    layers = compressed_layers(model, cfg.cg, cfg.keep_first_last, cfg.cg_overrides)
-    reg = Regularizer(layers, PENALTY[cfg.mode], cfg.lam, cfg.a, proximal=cfg.mode in PROXIMAL)
+    reg = Regularizer.for_mode(cfg.mode, model, cfg.lam, cfg.a, cfg.cg, cfg.keep_first_last, cfg.cg_overrides)
+    layers = reg.layers
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     if rank == 0:
