@@ -194,10 +194,7 @@ def train(cfg: TrainConfig) -> dict:
     out = Path(cfg.out) if cfg.out else None
     if cfg.resume and out is not None and out.is_file():
         ckpt = load_checkpoint(out)
-        if ckpt["model"] != model_cfg or ckpt["quant"] != cfg.quant:
-            raise CheckpointError(f"--resume: {out} holds {ckpt['model']['name']} {ckpt['quant']}, "
-                                  f"this run asks for {cfg.model} {cfg.quant}; use another --out")
-        _check_resumable(out, ckpt.get("args") or {}, cfg)
+        _check_resumable(out, ckpt, cfg, model_cfg)
         model.load_state_dict(ckpt["state_dict"])
         if ckpt.get("optimizer"):
             opt.load_state_dict(ckpt["optimizer"])
@@ -274,15 +271,19 @@ def train(cfg: TrainConfig) -> dict:
     return ckpt if rank == 0 else {}
 
 
-# What defines a run's trajectory: resuming with any of these changed would silently mix two
-# experiments in one checkpoint. epochs and milestones may change (extend a run, add a decay).
-RUN_DEFINING = ("mode", "model", "dataset", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
-                "gamma", "lam", "a", "cg", "cg_overrides", "keep_first_last", "subset", "steps_per_epoch",
-                "augment", "seed")
+# What defines a run's trajectory besides the architecture and quantization: resuming with any of
+# these changed would silently mix two experiments in one checkpoint. epochs and milestones may
+# change (extend a run, add a decay).
+RUN_DEFINING = ("dataset", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "gamma", "lam", "a",
+                "subset", "steps_per_epoch", "augment", "seed")
 
 
-def _check_resumable(path: Path, saved: dict, cfg: TrainConfig) -> None:
-    now = asdict(cfg)
+def _check_resumable(path: Path, ckpt: dict, cfg: TrainConfig, model_cfg: dict) -> None:
+    """Refuse to continue a checkpoint of another architecture, quantization or training setting."""
+    if ckpt["model"] != model_cfg or ckpt["quant"] != cfg.quant:
+        raise CheckpointError(f"--resume: {path} holds {ckpt['model']['name']} {ckpt['quant']}, "
+                              f"this run asks for {cfg.model} {cfg.quant}; use another --out")
+    saved, now = ckpt.get("args") or {}, asdict(cfg)
     diff = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in RUN_DEFINING if k in saved and saved[k] != now[k]]
     if diff:
         raise CheckpointError(f"--resume: {path} was trained with other settings ({'; '.join(diff)}); "
