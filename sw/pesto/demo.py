@@ -22,26 +22,40 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckpointError
+from .errors import CheckpointError, UsageError
+from .validate import data_folder, existing_file, int_range, nonnegative_int, output_folder, positive_float
 
 EMBEDDED = "sw/pesto/assets/resnet20_fmnist_wpc.pt"
 REMAKE = "pesto train --recipe fmnist-demo --out sw/pesto/assets/resnet20_fmnist_wpc.pt"  # docs/training.md
+TEST_IMAGES, TRAIN_IMAGES = 10_000, 60_000   # Fashion-MNIST's splits
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
-    parser.add_argument("--checkpoint", type=Path, default=None,
+    parser.add_argument("-o", "--out", type=output_folder, default=Path("runs/demo"),
+                        help="output folder (default runs/demo)")
+    parser.add_argument("--checkpoint", type=existing_file, default=None,
                         help=f"a `pesto train` checkpoint (default: the embedded {EMBEDDED})")
-    parser.add_argument("--images", type=int, default=1000,
-                        help="test images for the accuracy comparison (default 1000; 10000 = the full set)")
-    parser.add_argument("--sim-images", type=int, default=1,
+    parser.add_argument("--images", type=int_range(1, TEST_IMAGES), default=1000,
+                        help=f"test images for the accuracy comparison, 1..{TEST_IMAGES} (default 1000; "
+                             f"{TEST_IMAGES} = the full set)")
+    parser.add_argument("--sim-images", type=nonnegative_int, default=1,
                         help="test images through the simulated accelerator, each layer with skipping on and off "
-                             "(default 1, ~40 s each; 0 skips the RTL)")
-    parser.add_argument("--calibration-images", type=int, default=256,
-                        help="training images that calibrate the activation formats at export (default 256)")
+                             "(default 1, ~40 s each; 0 skips the RTL; at most --images)")
+    parser.add_argument("--calibration-images", type=int_range(1, TRAIN_IMAGES), default=256,
+                        help=f"training images that calibrate the activation formats at export, 1..{TRAIN_IMAGES} "
+                             f"(default 256)")
     parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
-    parser.add_argument("--clock-mhz", type=float, default=100.0, help="fabric clock for time figures (default 100)")
-    parser.add_argument("--data-root", default=None, help="folder with Fashion-MNIST (default: system paths)")
+    parser.add_argument("--clock-mhz", type=positive_float, default=100.0,
+                        help="fabric clock for time figures, > 0 (default 100)")
+    parser.add_argument("--data-root", type=data_folder, default=None,
+                        help="folder with Fashion-MNIST, searched alone (default: $PESTO_DATA_ROOT, else system paths)")
+
+
+def validate(args) -> None:
+    """The command line alone (usage errors, exit 2)."""
+    if args.sim_images > args.images:
+        raise UsageError(f"--sim-images {args.sim_images} exceeds --images {args.images}: the simulated images "
+                         f"are the first of the accuracy images")
 
 
 def embedded_checkpoint() -> Path:
@@ -78,6 +92,13 @@ def float_accuracy(model, artifact, images: np.ndarray, labels: np.ndarray, batc
 
 
 def run(args) -> int:
+    from .util import claim_output
+    validate(args)
+    with claim_output(args.out):   # a second demo writing the same folder is refused
+        return _demo(args)
+
+
+def _demo(args) -> int:
     from . import artifact as artifact_mod
     from .bench import report
     from .bench.cli import ARTIFACT_COLUMNS, profile_artifact
