@@ -256,3 +256,40 @@ def test_data_root_never_falls_back(files, monkeypatch):
     monkeypatch.setenv("PESTO_DATA_ROOT", str(files / "empty"))
     with pytest.raises(DatasetError, match="looked in: .*empty/fashion-mnist\\."):
         load_splits("fashion-mnist")
+
+
+def test_a_checkpoint_field_of_the_wrong_type_in_every_command(files, capsys, tmp_path):
+    from pesto.models import build_model
+    from pesto.train.checkpoint import save_checkpoint
+    path = tmp_path / "bad.pt"
+    ckpt = save_checkpoint(path, build_model("resnet20", in_channels=1, num_classes=10, input_size=8),
+                           model_cfg={"name": "resnet20", "in_channels": 1, "num_classes": 10, "input_size": 8},
+                           quant={"mode": "fp"}, data={"dataset": "fashion-mnist", "mean": [0.3], "std": [0.3]})
+    ckpt["quant"]["cg"] = "16"
+    torch.save(ckpt, path)
+    for argv in (["export-to-fpga", path, "-o", tmp_path / "x.pesto", "--calib-data", files / "calib.npy"],
+                 ["demo", "--checkpoint", path, "--sim-images", "0", "-o", tmp_path / "demo"],
+                 ["train", "--init", path, "--out", tmp_path / "t.pt", "--subset", "128", "--test-subset", "64",
+                  "--epochs", "1", "--no-progress"]):
+        code, err = run(argv, capsys)
+        assert code == RUNTIME and "field quant.cg must be a positive integer, got '16'" in err, (argv, err)
+
+
+def test_a_second_run_on_the_same_output_is_refused(files, capsys, tmp_path):
+    import textwrap
+    out = tmp_path / "model.pesto"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from pesto.util import claim_output
+        with claim_output({str(out)!r}):
+            print("HOLDING", flush=True)
+            time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "HOLDING"
+        code, err = run(["export-to-fpga", "random", "--arch", "resnet20", "--normalisation", "none", "-o", out],
+                        capsys)
+        assert code == RUNTIME and f"is being written by pid {holder.pid}" in err
+    finally:
+        holder.kill()
+        holder.wait()
