@@ -76,14 +76,15 @@ class BusBackend(Backend):
         x = _int16_batch(x, layer)
         protocol.check_fits(layer, x.shape[2], x.shape[3], self.hw)
         outs, stats = [], []
-        for i, img in enumerate(x):
-            load = i == 0 or not (reuse_weights and self.reuse_weights)
-            t0 = time.perf_counter()
-            y, s = protocol.run_layer(self.bus, layer, img, self.hw, skip=skip, load_weights=load,
-                                      timeout_s=self.timeout_s)
-            self.bus_seconds += time.perf_counter() - t0
-            outs.append(y)
-            stats.append(s)
+        with protocol.bus_lock(self.bus):   # the batch reuses its weights: nobody may run between its images
+            for i, img in enumerate(x):
+                load = i == 0 or not (reuse_weights and self.reuse_weights)
+                t0 = time.perf_counter()
+                y, s = protocol.run_layer(self.bus, layer, img, self.hw, skip=skip, load_weights=load,
+                                          timeout_s=self.timeout_s)
+                self.bus_seconds += time.perf_counter() - t0
+                outs.append(y)
+                stats.append(s)
         return np.stack(outs), stats
 
     def describe(self) -> str:
