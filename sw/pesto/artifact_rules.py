@@ -449,10 +449,10 @@ def _host_param(plan: Plan, node, where: str, role: str) -> tuple | None:
 def _same_host_shapes(plan: Plan, node, where: str) -> None:
     for sb in node.get("subnet_blobs") or []:
         for role, blob in sb.items():
-            first = plan.blobs[node["subnet_blobs"][0][role]].shape
-            if plan.blobs[blob].shape != first:
-                raise ArtifactError(f"{where}: sub-net arrays {role!r} differ in shape ({list(first)} vs "
-                                    f"{list(plan.blobs[blob].shape)})")
+            first, s = plan.blobs[node["subnet_blobs"][0][role]], plan.blobs[blob]
+            if s.shape != first.shape or s.dtype != HOST_ROLES[role][0]:
+                raise ArtifactError(f"{where}: sub-net array {blob!r} ({role}) is {s.dtype} {list(s.shape)}, "
+                                    f"expected {HOST_ROLES[role][0]} {list(first.shape)} like sub-net 0's")
 
 
 def _out(size: int, k: int, s: int, p: int, where: str, what: str) -> int:

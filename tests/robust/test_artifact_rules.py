@@ -143,7 +143,10 @@ def test_json_rules(tiny_bytes):
 def test_subnet_rules(multi_bytes):
     def stage_mult_dtype(m):
         m["blobs"][node(m, "t1")["subnet_blobs"][1]["mult"]].update(dtype="|u1", shape=[8])
+    def host_bias_dtype(m):
+        m["blobs"][node(m, "fc")["subnet_blobs"][1]["bias"]].update(dtype="<i2", shape=[20])
     cases = [(stage_mult_dtype, "the role needs <i2"),
+             (host_bias_dtype, r"\(bias\) is <i2 \[20\], expected <f4 \[10\]"),
              (lambda m: node(m, "t1")["blobs"].update(mult=node(m, "t1")["subnet_blobs"][0].pop("mult")),
               "unknown field.*'mult'"),
              (lambda m: m.update(format_version=[1, 0]), "manifest says format"),
