@@ -29,11 +29,13 @@ PIXEL_MAX = 255
 # -- Python-level checks (ConfigError) --------------------------------------------------------
 
 def _bounds(lo, hi, lo_open=False, hi_open=False) -> str:
+    def show(v):
+        return str(v) if isinstance(v, int) else f"{v:g}"
     parts = []
     if lo is not None:
-        parts.append(f"{'>' if lo_open else '>='} {lo:g}")
+        parts.append(f"{'>' if lo_open else '>='} {show(lo)}")
     if hi is not None:
-        parts.append(f"{'<' if hi_open else '<='} {hi:g}")
+        parts.append(f"{'<' if hi_open else '<='} {show(hi)}")
     return " and ".join(parts)
 
 
