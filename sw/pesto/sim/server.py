@@ -223,6 +223,13 @@ class SimAccelerator:
         tail = _log_tail(self.log_path) if self.log_path else ""
         raise HardwareError(f"{what}; log {self.log_path}, last lines:\n{tail}")
 
+    def _exit_code(self) -> int | None:
+        """The simulator's exit status once it is gone (None: still running after 10 s; _fail kills it)."""
+        try:
+            return self._proc.wait(timeout=10.0) if self._proc else None
+        except subprocess.TimeoutExpired:
+            return None
+
     # -- requests -------------------------------------------------------------------------
     def _receive(self, timeout_s: float, what: str) -> tuple[dict, bytes]:
         self._sock.settimeout(timeout_s)
@@ -232,8 +239,8 @@ class SimAccelerator:
             self._fail(f"the {self.simulator} simulation did not answer within {timeout_s:g} s while {what} "
                        f"(frozen or overloaded); it was stopped")
         except (wire.WireClosed, OSError, ValueError) as e:
-            code = self._proc.wait(timeout=10.0) if self._proc else None
-            self._fail(f"the {self.simulator} simulation died (exit code {code}) while {what}: {e}", kill=True)
+            self._fail(f"the {self.simulator} simulation died (exit code {self._exit_code()}) while {what}: {e}",
+                       kill=True)
         self.cycles = int(header.get("cycles", self.cycles))
         return header, payload
 
@@ -255,7 +262,7 @@ class SimAccelerator:
             self._fail(f"the {self.simulator} simulation took no request within "
                        f"{self._sock.gettimeout():g} s while {what} (frozen or overloaded); it was stopped")
         except OSError as e:
-            self._fail(f"the {self.simulator} simulation is gone ({e}) before {what}")
+            self._fail(f"the {self.simulator} simulation died (exit code {self._exit_code()}) before {what}: {e}")
         reply, data = self._receive(self.request_timeout_s if timeout_s is None else timeout_s, what)
         if not reply.get("ok"):
             raise HardwareError(f"simulation {header['op']}: {reply.get('message', reply)}")
