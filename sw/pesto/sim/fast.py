@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import ConfigError, HardwareError
 from .build import Harness, build_harness
 
-ABI = 1
+ABI = 2
 PERIOD_NS = 10                     # 100 MHz: the fabric clock the cycle figures assume
 RESET_CYCLES = 8                   # aresetn low, as the cocotb server holds it
 REG_MAX_CYCLES = 10_000            # one AXI4-Lite access (the cocotb server's limit)
@@ -54,7 +54,7 @@ class Result(ctypes.Structure):
                 ("stray", ctypes.c_uint64), ("s_stalled", ctypes.c_uint64), ("m_silent", ctypes.c_uint64),
                 ("value", ctypes.c_uint32), ("resp", ctypes.c_uint32), ("pending", ctypes.c_uint32),
                 ("status", ctypes.c_int32), ("irq", ctypes.c_int32), ("reserved", ctypes.c_int32),
-                ("message", ctypes.c_char * 256)]
+                ("now", ctypes.c_uint64), ("message", ctypes.c_char * 256)]
 
 
 _LIBS: dict[Path, ctypes.CDLL] = {}
@@ -176,26 +176,25 @@ class FastSim:
         Every call takes the same lock, so single calls never interleave; a caller that needs
         several calls in a row undisturbed (register writes, start, transfer, counters) wraps
         them in ``with bus.session():``. Waits up to ``timeout_s`` (default lock_timeout_s)."""
-        wait = self.lock_timeout_s if timeout_s is None else timeout_s
-        if not self._lock.acquire(timeout=wait):
-            raise HardwareError(f"the simulated accelerator is busy in another thread (waited {wait:g} s); "
-                                f"share one bus between threads through one driver, or open a FastSim per thread")
+        self._acquire(self.lock_timeout_s if timeout_s is None else timeout_s)
         try:
             yield self
         finally:
             self._lock.release()
 
+    def _acquire(self, wait: float) -> None:
+        if not self._lock.acquire(timeout=wait):
+            raise HardwareError(f"the simulated accelerator is busy in another thread (waited {wait:g} s); "
+                                f"share one bus between threads through one driver, or open a FastSim per thread")
+
     # -- the Bus --------------------------------------------------------------------------
     def read(self, offset: int) -> int:
-        offset = int(offset)
-        r = self._call("fastsim_read", offset, REG_MAX_CYCLES, self.timeout_s,
-                       what=f"an AXI4-Lite read of 0x{offset:02X}")
-        return int(r.value)
+        return self._call("fastsim_read", int(offset), REG_MAX_CYCLES, self.timeout_s,
+                          what="an AXI4-Lite read of 0x{:02X}", offset=offset).value
 
     def write(self, offset: int, value: int) -> None:
-        offset = int(offset)
-        self._call("fastsim_write", offset, int(value) & 0xFFFFFFFF, REG_MAX_CYCLES, self.timeout_s,
-                   what=f"an AXI4-Lite write of 0x{offset:02X}")
+        self._call("fastsim_write", int(offset), int(value) & 0xFFFFFFFF, REG_MAX_CYCLES, self.timeout_s,
+                   what="an AXI4-Lite write of 0x{:02X}", offset=offset)
 
     def transfer(self, words: np.ndarray, n_out: int, timeout_s: float = 60.0,
                  max_cycles: int | None = None) -> np.ndarray:
@@ -257,13 +256,18 @@ class FastSim:
                 raise HardwareError(f"the simulation is not running any more: {self._died}")
             raise HardwareError("the simulation is not running: use `with FastSim(...) as bus:` or open()")
 
-    def _call(self, name: str, *args, what: str, check: bool = True) -> Result:
-        with self.session():
+    def _call(self, name: str, *args, what: str, offset: int = 0, check: bool = True) -> Result:
+        """One C call under the lock; ``what`` (formatted with ``offset``) names it in errors."""
+        self._acquire(self.lock_timeout_s)
+        try:
             self._require_open()
             r = Result()
             getattr(self._lib, name)(self._handle, *args, ctypes.byref(r))
-            self.cycles = int(self._lib.fastsim_cycles(self._handle))
-            self.stray_words += int(r.stray)
+            self.cycles = r.now
+            self.stray_words += r.stray
+            if r.status == OK or not check and r.status not in (FATAL, DEAD, BAD_ARG):
+                return r
+            what = what.format(offset)
             if r.status in (FATAL, DEAD):
                 self._died = f"the model stopped during {what}: {r.message.decode(errors='replace')}"
                 raise HardwareError(self._died)
@@ -271,13 +275,13 @@ class FastSim:
                 raise ConfigError(f"{what}: offset or value outside the AXI4-Lite ports of {self.toplevel} "
                                   f"({self.harness.ports['s_axil_awaddr'][1]}-bit addresses, "
                                   f"{self.harness.ports['s_axil_wdata'][1]}-bit data)")
-            if check and r.status != OK:
-                waited = " and ".join(v for bit, v in PENDING.items() if r.pending & bit) or "completion"
-                limit = (f"{r.cycles} cycles" if r.status == CYCLE_LIMIT else
-                         f"{self.timeout_s:g} s of wall time ({r.cycles} cycles)")
-                raise HardwareError(f"{what}: no {waited} from {self.toplevel} after {limit}: the AXI4-Lite slave "
-                                    f"does not answer; reset() it or check the bitstream")
-            return r
+            waited = " and ".join(v for bit, v in PENDING.items() if r.pending & bit) or "completion"
+            limit = (f"{r.cycles} cycles" if r.status == CYCLE_LIMIT else
+                     f"{self.timeout_s:g} s of wall time ({r.cycles} cycles)")
+            raise HardwareError(f"{what}: no {waited} from {self.toplevel} after {limit}: the AXI4-Lite slave "
+                                f"does not answer; reset() it or check the bitstream")
+        finally:
+            self._lock.release()
 
 
 def _check_noise(idle: float, backpressure: float) -> None:

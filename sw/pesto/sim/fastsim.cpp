@@ -72,6 +72,7 @@ struct Result {
     int32_t status;       // Status
     int32_t irq;          // the interrupt output when the call ended
     int32_t reserved;
+    uint64_t now;         // clock cycles simulated since the model was created
     char message[256];    // FATAL: Verilator's message
 };
 
@@ -355,6 +356,7 @@ int32_t guarded(Sim* s, Result* r, F&& body) {
         std::snprintf(r->message, sizeof(r->message), "%s", e.what());
     }
     r->irq = s->irq();
+    r->now = s->cycles();
     return r->status;
 }
 
@@ -369,7 +371,7 @@ void vl_fatal(const char* filename, int linenum, const char* hier, const char* m
 
 // -- the C API (ctypes) ------------------------------------------------------------------------
 
-API int32_t fastsim_abi() { return 1; }
+API int32_t fastsim_abi() { return 2; }
 
 API const char* fastsim_ports() { return FASTSIM_PORTS; }
 
