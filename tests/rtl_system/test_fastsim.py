@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-import warnings
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +25,6 @@ from pesto.sim.measure import TABLE7, make_layer, random_input, run_checked, tab
 
 pytestmark = [pytest.mark.sim, pytest.mark.xdist_group("rtl_system")]
 
-CHECKPOINT = Path(str(resources.files("pesto").joinpath("assets", "resnet20_fmnist_wpc.pt")))
 FOREIGN = [Path(__file__).parent / "rtl" / "foreign_ip.v"]
 
 
@@ -88,6 +85,14 @@ def test_weight_reuse_back_to_back(fast, fhw):
 
 # -- the same as the cocotb path ----------------------------------------------------------------
 
+def _start(bus, layer, x, hw):
+    """What run_layer does before its transfer: the layer's registers, then AP_START."""
+    for name, value in layer_registers(layer, x.shape[1], x.shape[2], hw.lanes).items():
+        bus.write(REGMAP.offset(name), value)
+    bus.read(REGMAP.offset("CTRL"))  # clear a stale AP_DONE
+    bus.write(REGMAP.offset("CTRL"), 1 << REGMAP["CTRL"].fields["AP_START"][0])
+
+
 def _runs(bus, hw):
     """Layer runs of every kind, and a stream cut short: what each returned and cost."""
     out = []
@@ -100,10 +105,7 @@ def _runs(bus, hw):
             out.append((y, stats, bus.now() - before))
     layer = make_layer(8, 16, 3, 16, group_sparsity=0.5, seed=31)
     x = random_input(16, 6, 6, seed=32)
-    for name, value in layer_registers(layer, 6, 6, hw.lanes).items():
-        bus.write(REGMAP.offset(name), value)
-    bus.read(REGMAP.offset("CTRL"))
-    bus.write(REGMAP.offset("CTRL"), 1)
+    _start(bus, layer, x, hw)
     with pytest.raises(HardwareError, match="no complete output stream"):
         bus.transfer(input_stream(layer, x, hw.lanes)[:-3], output_words(8, 6, 6), timeout_s=60, max_cycles=5000)
     out.append(tuple(bus.read(REGMAP.offset(r)) for r in ("STATUS", "CTRL", "CYCLES")))
@@ -162,10 +164,7 @@ def test_stream_without_its_end_hits_the_deadline(fast, fhw):
     words = input_stream(layer, x, fhw.lanes)[:-3]
     for budget, timeout_s, message in ((20_000, 60.0, r"20000 cycles \(limit 20000\)"),
                                        (10**12, 0.3, r"0\.3 s of wall time")):
-        for name, value in layer_registers(layer, 6, 6, fhw.lanes).items():
-            fast.write(REGMAP.offset(name), value)
-        fast.read(REGMAP.offset("CTRL"))
-        fast.write(REGMAP.offset("CTRL"), 1)
+        _start(fast, layer, x, fhw)
         t0 = time.monotonic()
         with pytest.raises(HardwareError, match=message + r".*fully accepted.* delivered 0 of 72 words"):
             fast.transfer(words, output_words(8, 6, 6), timeout_s=timeout_s, max_cycles=budget)
@@ -226,30 +225,11 @@ def _raises(fn):
 
 # -- the embedded network ------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def embedded():
-    """The embedded ResNet-20 (a random one until it is trained), exported, and 4 test images."""
-    from pesto.data import load_splits
-    from pesto.export import export_model
-    _, test = load_splits("fashion-mnist", augment=False)
-    images = test.images[:16].numpy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if CHECKPOINT.is_file():
-            art = export_model(str(CHECKPOINT), calib_images=images, verify=0)
-        else:
-            import torch
-            from pesto.models import build_model
-            torch.manual_seed(0)
-            model = build_model("resnet20", in_channels=1, num_classes=10, input_size=28)
-            art = export_model(model, calib_images=images, mean=[0.286], std=[0.353], verify=0)
-    return art, images[:4]
-
-
 def test_embedded_network_bit_exact(embedded):
     """The default sim backend is the fast harness; the 28x28 network's logits equal the
     integer reference bit for bit, and the engine counted every layer."""
     art, images = embedded
+    images = images[:4]
     with Accelerator(art, backend="sim") as acc:
         assert isinstance(acc.backend.bus, FastSim)
         logits = acc.execute(images)
