@@ -146,7 +146,8 @@ def run(args) -> int:
         print(f"{rtl['hw_cycles_per_image']:.0f} RTL cycles per image = {rtl['hw_images_per_s']:.0f} images/s at "
               f"{args.clock_mhz:g} MHz (streams included, host layers excluded); simulated at "
               f"{rtl['sim_cycles_per_s'] / 1e6:.2f} M cycles/s, {rtl['images_per_s_wall']:.1f} images/s of wall time "
-              f"({rtl['wall_s']:.0f} s)")
+              f"({rtl['wall_s']:.0f} s; {rtl['cpu_s']:.0f} s of CPU: {rtl['sim_cycles_per_cpu_s'] / 1e6:.2f} M cycles per "
+              f"CPU second)")
         if not rtl["bit_exact_vs_reference"]:
             _write(out, result)
             raise HardwareError(f"the simulated accelerator disagrees with the integer reference on "
@@ -199,7 +200,7 @@ def rtl_network(art, images: np.ndarray, labels: np.ndarray, want: np.ndarray, a
     with Accelerator(art, backend="sim", simulator=args.simulator, clock_mhz=args.clock_mhz) as acc:
         print(acc, flush=True)
         bus = acc.backend.bus
-        t0, c0 = time.perf_counter(), bus.cycles
+        t0, cpu0, c0 = time.perf_counter(), time.process_time(), bus.cycles
         with tqdm(total=len(images), desc=f"RTL network ({args.simulator})", unit="image", file=sys.stderr) as bar:
             for i in range(0, len(images), RTL_BATCH):
                 batch = slice(i, min(i + RTL_BATCH, len(images)))
@@ -210,7 +211,7 @@ def rtl_network(art, images: np.ndarray, labels: np.ndarray, want: np.ndarray, a
                 wall = time.perf_counter() - t0
                 bar.set_postfix_str(f"{(bus.cycles - c0) / wall / 1e6:.2f} M cycles/s, "
                                     f"{mismatched} mismatched, acc {100 * (logits[:batch.stop].argmax(1) == labels[:batch.stop]).mean():.1f} %")
-        wall, sim_cycles = time.perf_counter() - t0, bus.cycles - c0
+        wall, cpu, sim_cycles = time.perf_counter() - t0, time.process_time() - cpu0, bus.cycles - c0
     k = len(images)
     per_image = hw_cycles / k
     return {"images": k, "simulator": args.simulator, "bit_exact_vs_reference": mismatched == 0,
@@ -219,7 +220,8 @@ def rtl_network(art, images: np.ndarray, labels: np.ndarray, want: np.ndarray, a
             "integer_accuracy": float((want.argmax(1) == labels).mean()),
             "hw_cycles_per_image": per_image, "hw_images_per_s": args.clock_mhz * 1e6 / per_image,
             "clock_mhz": args.clock_mhz, "wall_s": wall, "images_per_s_wall": k / wall,
-            "sim_cycles": sim_cycles, "sim_cycles_per_s": sim_cycles / wall, "batch": RTL_BATCH,
+            "sim_cycles": sim_cycles, "sim_cycles_per_s": sim_cycles / wall, "cpu_s": cpu,
+            "sim_cycles_per_cpu_s": sim_cycles / cpu if cpu > 0 else float("nan"), "batch": RTL_BATCH,
             "note": "layer by layer (one DMA round trip per accelerated layer), skip on; hw cycles include the "
                     "streams, not the host float layers"}
 
