@@ -209,8 +209,8 @@ OTHERS = [
     (["demo", "--images", "-5"], r"argument --images: expected an integer >= 1 and <= 10000, got -5"),
     (["demo", "--images", "0"], "argument --images"),
     (["demo", "--images", "20000"], "argument --images"),
-    (["demo", "--images", "2", "--sim-images", "5"], "--sim-images 5 exceeds --images 2"),
-    (["demo", "--sim-images", "-1"], "argument --sim-images"),
+    (["demo", "--rtl-images", "-1"], "argument --rtl-images"),
+    (["demo", "--profile-images", "-1"], "argument --profile-images"),
     (["demo", "--calibration-images", "-1"], "argument --calibration-images"),
     (["demo", "--clock-mhz", "-1"], "argument --clock-mhz"),
     (["demo", "--checkpoint", "{d}/missing.pt"], "does not exist"),
@@ -230,7 +230,7 @@ def test_other_usage_errors(files, capsys, argv, match):
 def test_other_runtime_errors(files, capsys, tmp_path):
     code, err = run(["hls", files / "garbage.pesto", "-o", tmp_path / "h"], capsys)
     assert code == RUNTIME and "not a pesto artifact" in err
-    code, err = run(["demo", "--checkpoint", files / "text.pt", "--sim-images", "0", "-o", tmp_path / "d"], capsys)
+    code, err = run(["demo", "--checkpoint", files / "text.pt", "--rtl-images", "0", "--profile-images", "0", "-o", tmp_path / "d"], capsys)
     assert code == RUNTIME and "corrupt, truncated or not a PyTorch file" in err
     assert main(["--help"]) == 0
 
@@ -269,7 +269,7 @@ def test_a_checkpoint_field_of_the_wrong_type_in_every_command(files, capsys, tm
     ckpt["quant"]["cg"] = "16"
     torch.save(ckpt, path)
     for argv in (["export-to-fpga", path, "-o", tmp_path / "x.pesto", "--calib-data", files / "calib.npy"],
-                 ["demo", "--checkpoint", path, "--sim-images", "0", "-o", tmp_path / "demo"],
+                 ["demo", "--checkpoint", path, "--rtl-images", "0", "--profile-images", "0", "-o", tmp_path / "demo"],
                  ["train", "--init", path, "--out", tmp_path / "t.pt", "--subset", "128", "--test-subset", "64",
                   "--epochs", "1", "--no-progress"]):
         code, err = run(argv, capsys)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, UsageError
+from ..sim import DEFAULT_SIM, SIM_BUSES
 from ..validate import data_folder, existing_file, finite_float, int_range, output_folder, positive_float, positive_int, seed_int
 
 DEFAULT_SPARSITIES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95)
@@ -37,8 +38,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     def common(p):
         p.add_argument("-o", "--out", type=output_folder, default=Path("runs/bench"),
                        help="output folder (default runs/bench)")
-        p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
-                       help="RTL simulator (default verilator)")
+        p.add_argument("--simulator", choices=list(SIM_BUSES), default=DEFAULT_SIM,
+                       help=f"RTL simulation (default {DEFAULT_SIM}: the fast C++ harness; cocotb-verilator and "
+                            f"icarus run through cocotb)")
         p.add_argument("--clock-mhz", type=positive_float, default=100.0,
                        help="fabric clock for time figures, > 0 (default 100)")
         p.add_argument("--seed", type=seed_int, default=0, help="seed of the random weights and activations")

@@ -59,7 +59,9 @@ class BusBackend(Backend):
     refuses layers that do not fit it before touching the hardware, and streams a layer's
     weights once per batch: the following images of the same call reuse them
     (MODE.LOAD_WEIGHTS=0). Across calls the weights are always sent again, so nothing else
-    that drives the same bus in between can leave stale weights behind.
+    that drives the same bus in between can leave stale weights behind. A bus that offers
+    ``session()`` (pesto.sim.fast.FastSim) is held for the whole call, so threads sharing it
+    never run between the images of one batch.
     """
 
     def __init__(self, bus: Bus, name: str, timeout_s: float = 10.0, reuse_weights: bool = True,
@@ -76,7 +78,9 @@ class BusBackend(Backend):
         x = _int16_batch(x, layer)
         protocol.check_fits(layer, x.shape[2], x.shape[3], self.hw)
         outs, stats = [], []
-        with protocol.bus_lock(self.bus):   # the batch reuses its weights: nobody may run between its images
+        # The images after the first reuse the weights the first one loaded: the bus is held for the
+        # whole batch (protocol.bus_lock: FastSim.session, a bus's lock), so nobody may run in between.
+        with protocol.bus_lock(self.bus):
             for i, img in enumerate(x):
                 load = i == 0 or not (reuse_weights and self.reuse_weights)
                 t0 = time.perf_counter()

@@ -39,10 +39,15 @@ _LOCKS: "weakref.WeakKeyDictionary[object, threading.RLock]" = weakref.WeakKeyDi
 _LOCKS_GUARD = threading.Lock()
 
 
-def bus_lock(bus) -> threading.RLock:
-    """The lock that serialises everything done on ``bus``: its own ``lock`` attribute, or one
-    kept for it here. A run (registers, start, streams, counters) holds it from start to end, so
-    threads sharing one engine take turns instead of interleaving their register writes."""
+def bus_lock(bus):
+    """The context that serialises everything done on ``bus``, re-entrant: the bus's own
+    ``session()`` (pesto.sim.fast.FastSim: a lock with a deadline) or ``lock`` (SimAccelerator,
+    CSimBus, PynqBus), else a lock kept for it here. A run (registers, start, streams, counters)
+    holds it from start to end, so threads sharing one engine take turns instead of interleaving
+    their register writes."""
+    session = getattr(bus, "session", None)
+    if session is not None:
+        return session()
     own = getattr(bus, "lock", None)
     if own is not None:
         return own
@@ -52,13 +57,6 @@ def bus_lock(bus) -> threading.RLock:
         except TypeError:   # neither hashable nor weak-referenceable: the caller must not share it
             raise HardwareError(f"{type(bus).__name__} cannot be locked for use from several threads; "
                                 f"give it a `lock` attribute (threading.RLock())") from None
-
-
-@dataclass
-class LayerStats:
-    cycles: int            # start -> done, stream loading included
-    compute_cycles: int    # last input beat -> done
-    groups_issued: int     # group passes the scheduler issued
 
 
 def check_identity(bus: Bus) -> HwConfig:
