@@ -59,6 +59,13 @@ def bus_lock(bus):
                                 f"give it a `lock` attribute (threading.RLock())") from None
 
 
+@dataclass
+class LayerStats:
+    cycles: int            # start -> done, stream loading included
+    compute_cycles: int    # last input beat -> done
+    groups_issued: int     # group passes the scheduler issued
+
+
 def check_identity(bus: Bus) -> HwConfig:
     """Refuse anything that is not a pesto engine of a compatible protocol version."""
     ident = bus.read(REGMAP.offset("ID"))
