@@ -24,6 +24,8 @@ import numpy as np
 
 from .errors import CheckpointError
 
+REQUIRES = ("torch",)   # checked by pesto.cli before the command runs (the `train` extra)
+
 EMBEDDED = "sw/pesto/assets/resnet20_fmnist_wpc.pt"
 REMAKE = "pesto train --recipe fmnist-demo --out sw/pesto/assets/resnet20_fmnist_wpc.pt"  # docs/training.md
 
@@ -65,7 +67,8 @@ class Steps:
 
 
 def float_accuracy(model, artifact, images: np.ndarray, labels: np.ndarray, batch: int = 500) -> float:
-    """Top-1 of the float PyTorch model, normalised exactly as the integer pipeline is."""
+    """Top-1 accuracy in percent of the float PyTorch model, normalised exactly as the integer
+    pipeline is."""
     import torch
     from .reference.network import normalize
     from tqdm import tqdm
@@ -74,7 +77,7 @@ def float_accuracy(model, artifact, images: np.ndarray, labels: np.ndarray, batc
         for i in tqdm(range(0, len(images), batch), desc="float model", unit="batch", file=sys.stderr):
             x = torch.from_numpy(normalize(artifact, images[i:i + batch]))
             correct += int((model(x).argmax(1).numpy() == labels[i:i + batch]).sum())
-    return correct / len(images)
+    return 100.0 * correct / len(images)
 
 
 def run(args) -> int:
@@ -117,10 +120,10 @@ def run(args) -> int:
     step(f"accuracy on {n} test images: float model vs integer pipeline (pesto.reference)")
     acc_float = float_accuracy(model, art, images, labels)
     pred = network.predict(art, images, progress=True)
-    acc_int = float((pred == labels).mean())
-    result["accuracy"] = {"images": n, "float": acc_float, "integer": acc_int, "delta_points": 100 * (acc_int - acc_float)}
-    print(f"float {100 * acc_float:.2f} %   integer pipeline {100 * acc_int:.2f} %   "
-          f"({100 * (acc_int - acc_float):+.2f} points)")
+    acc_int = float(100 * (pred == labels).mean())
+    result["accuracy"] = {"images": n, "unit": "percent", "float": acc_float, "integer": acc_int,
+                          "delta_points": acc_int - acc_float}
+    print(f"float {acc_float:.2f} %   integer pipeline {acc_int:.2f} %   ({acc_int - acc_float:+.2f} points)")
 
     if use_sim:
         k = args.sim_images

@@ -21,6 +21,8 @@ import numpy as np
 
 from ..errors import ConfigError
 
+REQUIRES = ("cocotb",)  # checked by pesto.cli before the command runs (the `sim` extra)
+
 DEFAULT_SPARSITIES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95)
 
 LAYER_COLUMNS = [("layer", "layer"), ("shape", "weights"), ("input_hw", "input"), ("nnz_groups", "non-zero groups"),

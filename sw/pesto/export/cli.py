@@ -15,6 +15,8 @@ import numpy as np
 
 from ..errors import CheckpointError, ConfigError
 
+REQUIRES = ("torch",)   # checked by pesto.cli before the command runs (the `train` extra)
+
 
 def configure(p) -> None:
     p.add_argument("checkpoint", help="`pesto train` checkpoint, plain state dict (with --arch) or `random` (with --arch)")
@@ -115,7 +117,7 @@ def run(args) -> int:
     v = artifact.meta["export"].get("verification")
     if v:
         print(f"check on {v['images']} calibration images: integer vs float top-1 agreement "
-              f"{100 * v['top1_agreement']:.1f}%, max |logit error| {v['max_abs_logit_error']:.4g}")
+              f"{v['top1_agreement']:.1f}%, max |logit error| {v['max_abs_logit_error']:.4g}")
     if args.onnx:
         from .onnx import check_onnx, export_onnx
         from ..reference.network import normalize

@@ -442,11 +442,12 @@ def _bound_bits(nnz_codes: int) -> int:
 
 @torch.no_grad()
 def _verify(model: nn.Module, artifact: Artifact, images: np.ndarray, norm: torch.Tensor) -> dict[str, Any]:
-    """Integer reference vs float model on a few images: top-1 agreement and logit error."""
+    """Integer reference vs float model on a few images: top-1 agreement (in percent, as every
+    accuracy in pesto) and logit error."""
     from ..reference.network import run
     ref = model(norm).double().numpy()
     got = run(artifact, norm.numpy(), normalized=True).astype(np.float64)
-    return {"images": int(len(images)), "top1_agreement": float((ref.argmax(1) == got.argmax(1)).mean()),
+    return {"images": int(len(images)), "top1_agreement": float(100 * (ref.argmax(1) == got.argmax(1)).mean()),
             "max_abs_logit_error": float(np.abs(ref - got).max()),
             "logit_range": float(np.abs(ref).max())}
 

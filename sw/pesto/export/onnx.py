@@ -91,4 +91,4 @@ def check_onnx(path, model: nn.Module, images: np.ndarray, atol: float = ATOL, r
     return {"images": int(len(images)), "max_abs_error": float(err.max()),
             "max_rel_error": float((err / np.maximum(np.abs(want), 1e-12)).max()),
             "within_tolerance": bool((err <= tol).all()), "atol": atol, "rtol": rtol,
-            "top1_agreement": float((got.argmax(1) == want.argmax(1)).mean())}
+            "top1_agreement": float(100 * (got.argmax(1) == want.argmax(1)).mean())}   # percent
