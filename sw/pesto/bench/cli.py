@@ -138,11 +138,10 @@ def run_sweep(args, backend) -> dict:
 
 
 def _measure(backend, layer, x, clock_mhz: float, **extra) -> dict:
-    """pesto.sim.measure.measure_layer on the backend's bus, after the driver's fit check."""
-    from ..driver import check_fits
-    from ..sim.measure import measure_layer
-    check_fits(layer, x.shape[1], x.shape[2], backend.hw)
-    row = measure_layer(backend.bus, layer, x, backend.hw, clock_mhz=clock_mhz)
+    """pesto.sim.measure.measure_tiled on the backend's bus (a layer larger than the build runs
+    as the driver's tiles)."""
+    from ..sim.measure import measure_tiled
+    row = measure_tiled(backend.bus, layer, x, backend.hw, clock_mhz=clock_mhz)
     row["input_hw"] = list(x.shape[1:])
     row.update(extra)
     return row
