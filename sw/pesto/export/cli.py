@@ -41,6 +41,8 @@ def configure(p) -> None:
     p.add_argument("--std", type=float, nargs="+", default=None, help="input normalisation std per channel")
     p.add_argument("--onnx", default=None, metavar="PATH", help="also write the compressed float model as ONNX "
                    "and check it in onnxruntime")
+    p.add_argument("--qonnx", default=None, metavar="PATH", help="also write the integer pipeline as a QONNX "
+                   "model (Quant nodes for the ternary weights and int16 activations; docs/interop.md)")
     p.add_argument("--stats-json", default=None, metavar="PATH", help="write the per-layer table as JSON")
     p.add_argument("--no-verify", action="store_true", help="skip the integer-vs-float check on calibration images")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -128,6 +130,10 @@ def run(args) -> int:
         r = check_onnx(args.onnx, model, normalize(artifact, images))
         print(f"ONNX: {args.onnx} (onnxruntime vs PyTorch max |error| {r['max_abs_error']:.2g}, "
               f"{'within' if r['within_tolerance'] else 'OUTSIDE'} atol {r['atol']:g} + rtol {r['rtol']:g})")
+    if args.qonnx:
+        from .qonnx import export_qonnx
+        export_qonnx(artifact, args.qonnx)
+        print(f"QONNX: {args.qonnx} (run it with pesto.export.qonnx.run_qonnx or qonnx's execute_onnx)")
     if args.stats_json:
         from ..util import atomic_write_text
         atomic_write_text(args.stats_json, json.dumps({"layers": stats, "totals": total, "artifact_bytes": size},

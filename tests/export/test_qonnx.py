@@ -1,0 +1,111 @@
+"""`export-to-fpga --qonnx`: the integer pipeline as QONNX, run by qonnx's own executor against
+the integer reference on real Fashion-MNIST images of the embedded model's export.
+
+The stated tolerance (docs/interop.md): each accelerated layer, fed the reference's own input,
+matches it on all but a few in 10^4 outputs and never by more than one LSB (the output stage's
+acc * mult rounded to float32); end to end the logits agree to a small fraction of their range
+and the top-1 class agrees on every image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from pesto import numerics
+from pesto.cli import main
+from pesto.export.qonnx import QONNX_DOMAIN, compare_with_reference, layer_to_qonnx, run_qonnx
+from pesto.reference.network import normalize, run
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, fmnist):
+    folder = tmp_path_factory.mktemp("qonnx")
+    from pesto.train.checkpoint import default_checkpoint_path
+    np.save(folder / "calib.npy", fmnist[0][:64])
+    assert main(["export-to-fpga", str(default_checkpoint_path()), "-o", str(folder / "m.pesto"), "-q",
+                 "--calib-data", str(folder / "calib.npy"), "--calib-images", "64", "--qonnx",
+                 str(folder / "m.qonnx.onnx"), "--onnx", str(folder / "m.onnx")]) == 0
+    from pesto import artifact
+    return artifact.load(folder / "m.pesto"), folder / "m.qonnx.onnx"
+
+
+def test_qonnx_graph_has_quant_nodes_and_a_symbolic_batch(exported):
+    art, path = exported
+    model = onnx.load(path)
+    quants = [n for n in model.graph.node if n.op_type == "Quant"]
+    assert all(n.domain == QONNX_DOMAIN for n in quants)
+    weights = {n.input[0] for n in quants} & {i.name for i in model.graph.initializer}
+    assert len(weights) >= len(art.layers)                      # every ternary weight through a Quant
+    ternary = [n for n in quants if n.input[0] in weights and onnx.helper.get_attribute_value(
+        next(a for a in n.attribute if a.name == "narrow"))]
+    assert len(ternary) >= len(art.layers)
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert not {n.op_type for n in model.graph.node} & {"Identity", "Slice", "Pad"}
+
+
+def test_each_layer_matches_the_reference_within_one_lsb(exported, fmnist):
+    art, _ = exported
+    x = normalize(art, fmnist[1][:4])
+    _, trace = run(art, x, trace=True, normalized=True)
+    total = mismatched = 0
+    for node in art.nodes:
+        if node.op != "tconv":
+            continue
+        layer, xin = node.layer, trace[node.inputs[0]]
+        y = run_qonnx(layer_to_qonnx(layer, *xin.shape[2:]), numerics.dequantize(xin, layer.f_in),
+                      input_name="x", output_name="y")
+        q = np.floor(y.astype(np.float64) * 2.0 ** layer.f_out + 0.5).astype(np.int64)
+        diff = np.abs(q - trace[node.name].astype(np.int64))
+        assert diff.max() <= 1, node.name
+        total, mismatched = total + diff.size, mismatched + int((diff > 0).sum())
+    assert mismatched / total < 5e-4, (mismatched, total)
+
+
+def test_whole_network_in_qonnx_executor(exported, fmnist):
+    art, path = exported
+    x = normalize(art, fmnist[1][:16])
+    r = compare_with_reference(art, path, x)
+    assert r["top1_agreement"] == 100.0
+    assert r["max_abs_logit_error"] < 0.01 * r["logit_range"]
+    assert r["int16_mismatch_fraction"] < 0.1 and r["int16_max_lsb_difference"] <= 16
+    assert np.allclose(run_qonnx(path, x[:3]), run_qonnx(path, x)[:3])  # batch size free
+
+
+def _channels_last(path):
+    """The preprocessing FINN and hls4ml run on a QONNX model first: qonnx's cleanup, channels-last
+    conversion, Gemm -> MatMul (batch 1)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
+    from qonnx.transformation.gemm_to_matmul import GemmToMatMul
+    from qonnx.util.cleanup import cleanup_model
+    m = ModelWrapper(str(path))
+    for v in (*m.graph.input, *m.graph.output):
+        v.type.tensor_type.shape.dim[0].dim_value = 1
+    m = cleanup_model(m).transform(ConvertToChannelsLastAndClean()).transform(GemmToMatMul())
+    return cleanup_model(m)
+
+
+@pytest.mark.slow   # qonnx's transforms take minutes on the 19-layer graph
+def test_qonnx_goes_through_qonnx_channels_last_preprocessing(exported):
+    _, path = exported
+    m = _channels_last(path)
+    assert "Quant" in {n.op_type for n in m.graph.node} and m.get_tensor_shape(m.graph.input[0].name)[0] == 1
+
+
+@pytest.mark.slow   # about a minute of qonnx + hls4ml passes
+def test_hls4ml_converts_the_float_onnx(exported, tmp_path):
+    """The float export (symbolic batch, option-A shortcuts as 1x1 convs) through hls4ml's ONNX
+    front end: no node type it refuses (it refused Identity, then Slice, before)."""
+    import warnings
+    hls4ml = pytest.importorskip("hls4ml")
+    _, path = exported
+    m = _channels_last(path.with_name("m.onnx"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cfg = hls4ml.utils.config_from_onnx_model(m, granularity="name", backend="Vitis")
+        graph = hls4ml.converters.convert_from_onnx_model(m, output_dir=str(tmp_path / "hls4ml"), backend="Vitis",
+                                                         hls_config=cfg)
+    kinds = {type(layer).__name__ for layer in graph.get_layers()}
+    assert {"Conv2D", "Dense"} <= kinds or any("Conv" in k for k in kinds), kinds
