@@ -146,6 +146,18 @@ class Accelerator:
         x = self.normalise(images)
         return network.run(self.artifact, x, conv=self._conv, trace=trace, normalized=True)
 
+    def predict(self, images, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+        """Logits (B, classes) float32 of ``images`` in batches (the API's predict(), as in hls4ml);
+        ``execute`` is one batch, with trace and the per-layer counters."""
+        x = np.asarray(images)
+        if x.ndim < 4 and len(x) and x.shape[-3:] == tuple(self.artifact.input_shape):
+            return self.execute(x)
+        starts = range(0, len(x), batch_size)
+        if progress:
+            from tqdm import tqdm
+            starts = tqdm(starts, desc=f"predict on {self.backend.name}", unit="batch")
+        return np.concatenate([self.execute(x[i:i + batch_size]) for i in starts])
+
     def classify(self, images) -> np.ndarray:
         return np.argmax(self.execute(images), axis=1)
 

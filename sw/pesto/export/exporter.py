@@ -48,7 +48,11 @@ def load_model(source, cg: int | None = None) -> tuple[nn.Module, dict]:
     if isinstance(source, tuple):
         return source
     if isinstance(source, nn.Module):
-        model, info = source.eval(), {"name": type(source).__name__, "source": "torch.nn.Module", "mode": None}
+        from .foreign import adopt
+        model, adopted = adopt(source)   # Brevitas ternary layers keep their codes; torchao is refused
+        model, info = model.eval(), {"name": type(source).__name__, "source": "torch.nn.Module", "mode": None}
+        if adopted:
+            info["mode"] = "brevitas ternary"
     else:
         from ..train.checkpoint import load_checkpoint, model_from_checkpoint
         ckpt = source if isinstance(source, dict) else load_checkpoint(source)

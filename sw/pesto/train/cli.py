@@ -38,7 +38,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     a("--recipe", default="fmnist-quick", help="named settings to start from (default: fmnist-quick)")
     a("--mode", choices=MODES, help="fp: float; tern: ternary; prune: float + group lasso; "
                                     "naive: ternary + group lasso; wpc: ternary + weight penalty clipping")
-    a("--model", help="resnet20/32/44/56, resnet18, alexnet")
+    a("--model", help="resnet20/32/44/56, resnet18, alexnet, or your own package.module:factory "
+                      "(a function returning an nn.Module; docs/training.md)")
     a("--dataset", help="fashion-mnist, cifar10, imagenet")
     a("--data-root", help="folder holding the dataset (default: the system folder / $PESTO_DATA_ROOT)")
     a("--epochs", type=int)
