@@ -14,13 +14,10 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
-
-from pesto import numerics
 from pesto.data import load_splits
 from pesto.export import export_model
-from pesto.export.qonnx import compare_with_reference, export_qonnx, layer_to_qonnx, run_qonnx
-from pesto.reference.network import normalize, run
+from pesto.export.qonnx import compare_layers, compare_with_reference, export_qonnx
+from pesto.reference.network import normalize
 from pesto.train.checkpoint import default_checkpoint_path
 from pesto.util import atomic_write_text
 
@@ -36,19 +33,9 @@ def main() -> int:
         warnings.simplefilter("ignore")
         art = export_model(str(default_checkpoint_path()), train.images[:256].numpy(), verify=0)
     x = normalize(art, test.images[:args.images].numpy())
-    _, trace = run(art, x, trace=True, normalized=True)
-    per_layer, total, bad, worst = [], 0, 0, 0
-    for node in art.nodes:
-        if node.op != "tconv":
-            continue
-        layer, xin = node.layer, trace[node.inputs[0]]
-        y = run_qonnx(layer_to_qonnx(layer, *xin.shape[2:]), numerics.dequantize(xin, layer.f_in),
-                      input_name="x", output_name="y")
-        diff = np.abs(np.floor(y.astype(np.float64) * 2.0 ** layer.f_out + 0.5).astype(np.int64)
-                      - trace[node.name].astype(np.int64))
-        per_layer.append({"layer": node.name, "outputs": int(diff.size), "mismatches": int((diff > 0).sum()),
-                          "max_lsb": int(diff.max())})
-        total, bad, worst = total + diff.size, bad + int((diff > 0).sum()), max(worst, int(diff.max()))
+    per_layer = compare_layers(art, x)
+    total, bad = sum(r["outputs"] for r in per_layer), sum(r["mismatches"] for r in per_layer)
+    worst = max(r["max_lsb"] for r in per_layer)
     with tempfile.TemporaryDirectory() as tmp:
         path = export_qonnx(art, Path(tmp) / "m.qonnx.onnx")
         whole = compare_with_reference(art, path, x)

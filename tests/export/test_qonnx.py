@@ -13,10 +13,9 @@ import numpy as np
 import onnx
 import pytest
 
-from pesto import numerics
 from pesto.cli import main
-from pesto.export.qonnx import QONNX_DOMAIN, compare_with_reference, layer_to_qonnx, run_qonnx
-from pesto.reference.network import normalize, run
+from pesto.export.qonnx import QONNX_DOMAIN, compare_layers, compare_with_reference, run_qonnx
+from pesto.reference.network import normalize
 
 
 @pytest.fixture(scope="module")
@@ -47,19 +46,9 @@ def test_qonnx_graph_has_quant_nodes_and_a_symbolic_batch(exported):
 
 def test_each_layer_matches_the_reference_within_one_lsb(exported, fmnist):
     art, _ = exported
-    x = normalize(art, fmnist[1][:4])
-    _, trace = run(art, x, trace=True, normalized=True)
-    total = mismatched = 0
-    for node in art.nodes:
-        if node.op != "tconv":
-            continue
-        layer, xin = node.layer, trace[node.inputs[0]]
-        y = run_qonnx(layer_to_qonnx(layer, *xin.shape[2:]), numerics.dequantize(xin, layer.f_in),
-                      input_name="x", output_name="y")
-        q = np.floor(y.astype(np.float64) * 2.0 ** layer.f_out + 0.5).astype(np.int64)
-        diff = np.abs(q - trace[node.name].astype(np.int64))
-        assert diff.max() <= 1, node.name
-        total, mismatched = total + diff.size, mismatched + int((diff > 0).sum())
+    rows = compare_layers(art, normalize(art, fmnist[1][:4]))
+    assert len(rows) == len(art.layers) and all(r["max_lsb"] <= 1 for r in rows), rows
+    total, mismatched = sum(r["outputs"] for r in rows), sum(r["mismatches"] for r in rows)
     assert mismatched / total < 5e-4, (mismatched, total)
 
 

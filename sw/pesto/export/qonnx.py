@@ -297,6 +297,26 @@ def compare_with_reference(artifact: Artifact, model, images: np.ndarray) -> dic
             "top1_agreement": float(100 * (got.argmax(1) == want.argmax(1)).mean())}
 
 
+def compare_layers(artifact: Artifact, images: np.ndarray) -> list[dict]:
+    """Each accelerated layer alone in qonnx's executor (``layer_to_qonnx``), fed the reference's
+    own input for normalised ``images``: per layer, its outputs, how many differ from the
+    reference and by how many LSB at most."""
+    from ..reference.network import run
+    _, trace = run(artifact, images, trace=True, normalized=True)
+    rows = []
+    for node in artifact.nodes:
+        if node.op != "tconv":
+            continue
+        layer, xin = node.layer, trace[node.inputs[0]]
+        y = run_qonnx(layer_to_qonnx(layer, *xin.shape[2:]), numerics.dequantize(xin, layer.f_in),
+                      input_name="x", output_name="y")
+        diff = np.abs(np.floor(y.astype(np.float64) * 2.0 ** layer.f_out + 0.5).astype(np.int64)
+                      - trace[node.name].astype(np.int64))
+        rows.append({"layer": node.name, "outputs": int(diff.size), "mismatches": int((diff > 0).sum()),
+                     "max_lsb": int(diff.max(initial=0))})
+    return rows
+
+
 def _tensor_names(artifact: Artifact) -> dict[str, str]:
     """artifact node -> the QONNX tensor holding its value (replays to_qonnx's naming)."""
     model = to_qonnx(artifact)
