@@ -25,7 +25,7 @@ def exported(tmp_path_factory, fmnist):
     np.save(folder / "calib.npy", fmnist[0][:64])
     assert main(["export-to-fpga", str(default_checkpoint_path()), "-o", str(folder / "m.pesto"), "-q",
                  "--calib-data", str(folder / "calib.npy"), "--calib-images", "64", "--qonnx",
-                 str(folder / "m.qonnx.onnx"), "--onnx", str(folder / "m.onnx")]) == 0
+                 str(folder / "m.qonnx.onnx")]) == 0
     from pesto import artifact
     return artifact.load(folder / "m.pesto"), folder / "m.qonnx.onnx"
 
@@ -62,9 +62,31 @@ def test_whole_network_in_qonnx_executor(exported, fmnist):
     assert np.allclose(run_qonnx(path, x[:3]), run_qonnx(path, x)[:3])  # batch size free
 
 
+@pytest.fixture(scope="module")
+def resnet8(tmp_path_factory, fmnist):
+    """A ternary CIFAR-style ResNet-8 on 12x12 crops (every layer kind of ResNet-20, option-A
+    shortcuts included, a third of the layers): float ONNX and QONNX exports of it."""
+    import warnings
+
+    import torch
+    from pesto.export import export_model
+    from pesto.export.onnx import export_onnx
+    from pesto.export.qonnx import export_qonnx
+    from pesto.models.resnet_cifar import cifar_resnet
+    from pesto.quant import ternarize_model
+    torch.manual_seed(0)
+    model = ternarize_model(cifar_resnet(8, in_channels=1, num_classes=10, input_size=12), cg=16).eval()
+    folder = tmp_path_factory.mktemp("resnet8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = export_model(model, fmnist[0][:16, :, 8:20, 8:20], verify=0)
+    return export_onnx(model, folder / "float.onnx", (1, 12, 12)), export_qonnx(art, folder / "q.onnx")
+
+
 def _channels_last(path):
     """The preprocessing FINN and hls4ml run on a QONNX model first: qonnx's cleanup, channels-last
     conversion, Gemm -> MatMul (batch 1)."""
+    import warnings
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
     from qonnx.transformation.gemm_to_matmul import GemmToMatMul
@@ -72,29 +94,29 @@ def _channels_last(path):
     m = ModelWrapper(str(path))
     for v in (*m.graph.input, *m.graph.output):
         v.type.tensor_type.shape.dim[0].dim_value = 1
-    m = cleanup_model(m).transform(ConvertToChannelsLastAndClean()).transform(GemmToMatMul())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # GemmToMatMul's note on Gemm opset versions
+        m = cleanup_model(m).transform(ConvertToChannelsLastAndClean()).transform(GemmToMatMul())
     return cleanup_model(m)
 
 
-@pytest.mark.slow   # qonnx's transforms take minutes on the 19-layer graph
-def test_qonnx_goes_through_qonnx_channels_last_preprocessing(exported):
-    _, path = exported
+def test_qonnx_goes_through_qonnx_channels_last_preprocessing(resnet8):
+    _, path = resnet8
     m = _channels_last(path)
     assert "Quant" in {n.op_type for n in m.graph.node} and m.get_tensor_shape(m.graph.input[0].name)[0] == 1
 
 
-@pytest.mark.slow   # about a minute of qonnx + hls4ml passes
-def test_hls4ml_converts_the_float_onnx(exported, tmp_path):
+def test_hls4ml_converts_the_float_onnx(resnet8, tmp_path):
     """The float export (symbolic batch, option-A shortcuts as 1x1 convs) through hls4ml's ONNX
     front end: no node type it refuses (it refused Identity, then Slice, before)."""
     import warnings
     hls4ml = pytest.importorskip("hls4ml")
-    _, path = exported
-    m = _channels_last(path.with_name("m.onnx"))
+    path, _ = resnet8
+    m = _channels_last(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cfg = hls4ml.utils.config_from_onnx_model(m, granularity="name", backend="Vitis")
         graph = hls4ml.converters.convert_from_onnx_model(m, output_dir=str(tmp_path / "hls4ml"), backend="Vitis",
                                                          hls_config=cfg)
     kinds = {type(layer).__name__ for layer in graph.get_layers()}
-    assert {"Conv2D", "Dense"} <= kinds or any("Conv" in k for k in kinds), kinds
+    assert any("Conv2D" in k for k in kinds) and any("Dense" in k for k in kinds), kinds

