@@ -12,6 +12,6 @@ resources = [f"pesto.resources.{d}{'.' + sub if sub else ''}"
 setup(
     packages=find_namespace_packages("sw", include=["pesto", "pesto.*"], exclude=SCRATCH) + resources,
     package_dir={"": "sw", **{f"pesto.resources.{d}": d for d in FOLDERS}},
-    package_data={"pesto.hwspec": ["*.json"], "pesto.assets": ["*"], **{name: ["*"] for name in resources}},
+    package_data={"pesto.hwspec": ["*.json"], "pesto.assets": ["*"], "pesto.sim": ["*.cpp"], **{name: ["*"] for name in resources}},
     exclude_package_data={"": ["*.pyc", "results.xml", "*.vcd", "*.fst"]},
 )

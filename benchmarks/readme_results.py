@@ -25,7 +25,14 @@ SOURCES = {
     "synth": "hw/synth/results/pesto_accel.json",
     "export": "benchmarks/export/results/export.json",
     "qonnx": "benchmarks/export/results/qonnx.json",
+    "demo": "docs/benchmarks/demo/demo.json",
+    "fastsim": "benchmarks/rtl/results/fastsim.json",
 }
+
+
+def percent(block: dict, key: str) -> float:
+    """An accuracy in percent (results written before pesto used percent everywhere hold fractions)."""
+    return block[key] if block.get("unit") == "percent" else 100 * block[key]
 
 
 def load() -> dict:
@@ -41,6 +48,8 @@ def render(r: dict | None = None) -> str:
     s = r["synth"]
     acc = next(m for m in r["export"]["models"] if "float_accuracy" in m)
     q = r["qonnx"]
+    rtl, demo_acc = r["demo"]["rtl"], r["demo"]["accuracy"]
+    fs = r["fastsim"]["summary"]
     rows = [
         ("embedded model: WPC ResNet-20, Fashion-MNIST, Cg 16",
          f"{a['test_acc']:.1f} % accuracy, {100 * a['group_sparsity']:.1f} % group sparsity, "
@@ -53,6 +62,17 @@ def render(r: dict | None = None) -> str:
         ("table 7 on the RTL (dense / skip cycles)",
          ", ".join(f"{x['speedup']:.2f}x" for x in t7) + f" = {100 * min(x['efficiency'] for x in t7):.1f} % of "
          f"G/G_nz or more (seed: " + ", ".join(f"{x['seed_speedup']:.2f}x" for x in t7) + ")", SOURCES["table7"]),
+        ("the RTL on test images (`pesto demo`)",
+         f"{rtl['images']:,} Fashion-MNIST test images through the RTL network"
+         + (", every logit bit-exact with the integer reference" if rtl["bit_exact_vs_reference"] else
+            f", {rtl['mismatched_images']} images NOT bit-exact") +
+         f": {percent(dict(rtl, unit=demo_acc.get('unit')), 'accuracy'):.1f} %; {rtl['hw_cycles_per_image']:,.0f} cycles "
+         f"per image = {rtl['hw_images_per_s']:.0f} images/s at {rtl['clock_mhz']:g} MHz", SOURCES["demo"]),
+        ("RTL simulation speed: fast C++ harness vs cocotb (Verilator)",
+         f"{fs['fast_cycles_per_s_cpu'] / 1e6:.2f} M cycles per CPU second, {fs['ratio_wall']:.0f}x (wall) / "
+         f"{fs['ratio_cpu']:.0f}x (CPU) the cocotb path"
+         + (", identical outputs and counters" if fs["all_identical"] and fs["all_bit_exact"] else ""),
+         SOURCES["fastsim"]),
         ("default build on the xc7z020 (yosys)",
          f"{s['lut']:,} LUT ({100 * s['utilization']['lut']:.1f} %), {s['bram36']:g} BRAM36 "
          f"({100 * s['utilization']['bram36']:.1f} %), {s['dsp']} DSP (output stage only)", SOURCES["synth"]),

@@ -83,9 +83,11 @@ def test_wheel_from_an_empty_folder(tmp_path):
     assert r.returncode == 0 and "sim == ref" in r.stdout, r.stderr[-3000:]
     pesto("hwspec")
     assert "PESTO_REG_ID" in (work / "pesto_regmap.vh").read_text()
-    pesto("demo", "--images", "100", "--sim-images", "0", "--calibration-images", "32", "-o", "demo")
+    pesto("demo", "--images", "100", "--rtl-images", "4", "--profile-images", "0", "--calibration-images", "32",
+          "-o", "demo")
     demo = json.loads((work / "demo" / "demo.json").read_text())
     assert demo["accuracy"]["unit"] == "percent" and demo["accuracy"]["integer"] > 70
+    assert demo["rtl"]["bit_exact_vs_reference"] and demo["rtl"]["images"] == 4
 
     # what the stages wrote is in the working folder and the cache, nothing in site-packages
     assert _tree(site) == before

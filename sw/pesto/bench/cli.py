@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..sim import DEFAULT_SIM, SIM_BUSES
 
 REQUIRES = ("cocotb",)  # checked by pesto.cli before the command runs (the `sim` extra)
 
@@ -37,8 +38,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     def common(p):
         p.add_argument("-o", "--out", type=Path, default=Path("runs/bench"), help="output folder (default runs/bench)")
-        p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
-                       help="RTL simulator (default verilator)")
+        p.add_argument("--simulator", choices=list(SIM_BUSES), default=DEFAULT_SIM,
+                       help=f"RTL simulation (default {DEFAULT_SIM}: the fast C++ harness; cocotb-verilator and "
+                            f"icarus run through cocotb)")
         p.add_argument("--clock-mhz", type=float, default=100.0, help="fabric clock for time figures (default 100)")
         p.add_argument("--seed", type=int, default=0, help="seed of the random weights and activations")
         p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")

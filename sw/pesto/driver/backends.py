@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -67,7 +68,8 @@ class BusBackend(Backend):
     calls the weights are always sent again, so nothing else that drives the same bus in
     between can leave stale weights behind. A layer that no tiling fits (one output channel or
     pixel larger than the build) runs on the host reference with a HostFallbackWarning naming
-    the build parameter to raise.
+    the build parameter to raise. A bus that offers ``session()`` (pesto.sim.fast.FastSim) is
+    held for the whole call, so threads sharing it never run between the runs of one batch.
     """
 
     def __init__(self, bus: Bus, name: str, timeout_s: float = 10.0, reuse_weights: bool = True,
@@ -105,7 +107,11 @@ class BusBackend(Backend):
             finally:
                 self.bus_seconds += time.perf_counter() - t0
 
-        y, per_image = tiling.run_tiled(p, x, run, reuse_weights and self.reuse_weights)
+        # A bus shared between threads (FastSim.session) is held for the whole batch: the runs
+        # after the first of a channel tile reuse the weights it loaded, so nobody may run in between.
+        session = getattr(self.bus, "session", None)
+        with session() if session is not None else nullcontext():
+            y, per_image = tiling.run_tiled(p, x, run, reuse_weights and self.reuse_weights)
         return y, [LayerStats(sum(s.cycles for s in runs), sum(s.compute_cycles for s in runs),
                               sum(s.groups_issued for s in runs)) for runs in per_image]
 
