@@ -45,7 +45,7 @@ from .evaluate import EVALUATIONS, average_accuracy, forgetting, task_accuracies
 from .freeze import find_layers, freeze, frozen_indices, unfreeze
 from .learners import LEARNERS, build_learner, check_learner
 from .ptlf import ORDERS, check_ratio, frozen_target, task_correlations
-from .tasks import ReplayBuffer, TaskData, default_tasks, parse_tasks
+from .tasks import ReplayBuffer, TaskData, check_tasks, default_tasks, parse_tasks
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,9 @@ class ContinualConfig:
             v = getattr(self, name)
             if v is not None and int(v) < 1:
                 raise ConfigError(f"{name} must be >= 1 or unset, got {v}")
+        from ..data import dataset_info
+        classes = dataset_info(self.dataset).num_classes
+        check_tasks(self.task_split(classes), classes)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ContinualConfig":
@@ -235,7 +238,7 @@ class _Run:
         replay = self.method.replay and len(self.buffer) > 0
         order = self.method.order if p > 0 else None      # the first task trains every layer
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         scores, overhead = [0.0] * len(self.layers), 0.0
         if order is not None and ORDERS[order][1]:
             scores = self._correlations(p, idx, images)
@@ -294,15 +297,15 @@ class _Run:
                 bar.set_postfix(loss=f"{lv:.3f}", frozen=len(frozen_indices(self.layers)))
             epoch += 1
         bar.close()
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         final = frozen_indices(self.layers)
         for layer in self.layers:
             unfreeze(layer)
         pbytes = param_bytes(self.learner)
-        self.decisions.append({"task": p, "scores": [float(s) for s in scores], "order": order,
+        self.decisions.append({"task": p, "steps": total, "scores": [float(s) for s in scores], "order": order,
                                "frozen_at": frozen_log, "final_frozen": final})
         self.costs.append({
-            "task": p, "steps": total, "epochs": epoch, "time_s": elapsed, "overhead_s": overhead,
+            "task": p, "steps": total, "epochs": epoch, "time_s": elapsed, "cpu_s": cpu, "overhead_s": overhead,
             "loss": sums["loss"] / total, "bwd_flops": sums["bwd_flops"], "fwd_flops": sums["fwd_flops"],
             "saved_bytes_mean": sums["saved"] / total, "saved_bytes_peak": sums["saved_peak"],
             "param_bytes": pbytes, "trainable_param_bytes_mean": sums["trainable"] / total,
@@ -391,6 +394,7 @@ class _Run:
         steps = sum(c["steps"] for c in self.costs) or 1
         out["totals"] = {
             "time_s": sum(c["time_s"] for c in self.costs),
+            "cpu_s": sum(c["cpu_s"] for c in self.costs),
             "bwd_flops": sum(c["bwd_flops"] for c in self.costs),
             "memory_bytes_mean": sum(c["memory_bytes_mean"] * c["steps"] for c in self.costs) / steps,
             "memory_bytes_peak": max((c["memory_bytes_peak"] for c in self.costs), default=0),

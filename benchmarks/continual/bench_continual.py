@@ -1,0 +1,275 @@
+"""Chapter 5 on Split Fashion-MNIST: tables 21, 22 and 24 analogues, accuracy matrices, figure 22.
+
+    nice -n 10 .venv/bin/python benchmarks/continual/bench_continual.py            # the committed run
+    .venv/bin/python benchmarks/continual/bench_continual.py --report-only         # re-make the report
+    .venv/bin/python benchmarks/continual/bench_continual.py --steps-per-task 0 --epochs 200 \\
+        --device cuda --bank-per-task 0 --test-per-task 0 --out runs/continual-gpu   # the seed's budget
+
+Every (seed, learner, method) run writes its own JSON under OUT/runs/ as soon as it ends, and runs
+that already have one are skipped: a killed benchmark continues where it stopped, and more seeds can
+be added later. The methods of one (seed, learner) run back to back in the order given (LUMP next to
+PTLF), and the time, memory and FLOP ratios are taken within each such group, then averaged.
+The report (continual.json, continual.md, the PNGs) is made from whatever runs exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "sw"))
+
+from pesto.util import atomic_write_text  # noqa: E402
+
+LEARNERS = ("simsiam", "barlowtwins")
+METHODS = ("lump", "ptlf", "ptlf-ramp0.2", "ascending", "finetune", "multitask")
+TABLE21 = ("finetune", "lump", "ascending", "ptlf", "ptlf-ramp0.2", "multitask")
+TARGETS = {"time": 0.9, "memory": 0.8, "bwd_flops": 0.7}
+
+
+def _none_if_zero(v):
+    return None if v in (None, 0) else v
+
+
+def variant(label: str) -> tuple[str, float | None]:
+    """'ptlf' -> ('ptlf', None); 'ptlf-ramp0.2' -> ('ptlf', 0.2): PTLF with a shorter freezing ramp."""
+    if "-ramp" in label:
+        m, r = label.split("-ramp")
+        return m, float(r)
+    return label, None
+
+
+def run_one(args, learner: str, label: str, seed: int) -> dict:
+    from pesto.continual import ContinualConfig, run_continual
+    method, ramp = variant(label)
+    cfg = ContinualConfig(learner=learner, method=method, model=args.model, seed=seed, epochs=args.epochs,
+                          steps_per_task=_none_if_zero(args.steps_per_task), batch_size=args.batch_size,
+                          lr=args.lr, proj_dim=args.proj_dim, buffer_size=args.buffer_size,
+                          freeze_ratio=args.freeze_ratio, freeze_ramp=ramp or args.freeze_ramp,
+                          bank_per_task=_none_if_zero(args.bank_per_task),
+                          test_per_task=_none_if_zero(args.test_per_task), eval=args.eval,
+                          device=args.device, threads=args.threads, progress=not args.no_progress, out=None)
+    t0 = time.perf_counter()
+    result = run_continual(cfg)
+    result["wall_s"] = time.perf_counter() - t0
+    result["command"] = args.command
+    result["label"] = label
+    return result
+
+
+def _ms(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _fmt(mean, std, digits=2, suffix=""):
+    if mean is None:
+        return "-"
+    return f"{mean:.{digits}f}{suffix}" + (f" (±{std:.{digits}f})" if std else "")
+
+
+def report(args, runs: dict) -> dict:
+    """Aggregate the runs into the tables, the targets and the plots."""
+    from pesto.continual.plots import accuracy_matrices, freezing_decisions
+    out = Path(args.out)
+    seeds = sorted({s for (_, _, s) in runs})
+    table21, table22, table24, targets = {}, {}, {}, []
+    for learner in LEARNERS:
+        rows = {}
+        for method in TABLE21:
+            rs = [runs[(learner, method, s)] for s in seeds if (learner, method, s) in runs]
+            if rs:
+                am, asd = _ms([r["accuracy"] for r in rs])
+                fm, fsd = _ms([r["forgetting"] for r in rs])
+                rows[method] = {"accuracy": am, "accuracy_std": asd, "forgetting": fm, "forgetting_std": fsd,
+                                "seeds": [r["config"]["seed"] for r in rs]}
+        if rows:
+            table21[learner] = rows
+        ratios = {}
+        for method in ("ptlf", "ptlf-ramp0.2", "ascending"):
+            per = {"time": [], "wall": [], "memory": [], "bwd_flops": [], "memory_peak": [], "saved_mean": []}
+            for s in seeds:
+                a, b = runs.get((learner, method, s)), runs.get((learner, "lump", s))
+                if a and b:
+                    ta, tb = a["totals"], b["totals"]
+                    per["time"].append(ta["cpu_s"] / tb["cpu_s"])
+                    per["wall"].append(ta["time_s"] / tb["time_s"])
+                    per["memory"].append(ta["memory_bytes_mean"] / tb["memory_bytes_mean"])
+                    per["memory_peak"].append(ta["memory_bytes_peak"] / tb["memory_bytes_peak"])
+                    per["saved_mean"].append(ta["saved_bytes_mean"] / tb["saved_bytes_mean"])
+                    per["bwd_flops"].append(ta["bwd_flops"] / tb["bwd_flops"])
+            if per["time"]:
+                ratios[method] = {k: dict(zip(("mean", "std"), _ms(v))) | {"n": len(v)} for k, v in per.items()}
+        if ratios:
+            table22[learner] = ratios
+        if "ptlf" in rows and "ascending" in rows:
+            table24[learner] = {m: rows[m] for m in ("ascending", "ptlf")}
+        if "ptlf" in rows and "lump" in rows:
+            p, l = rows["ptlf"], rows["lump"]
+            targets.append({"learner": learner, "target": "accuracy within 1 point of LUMP",
+                            "measured": f"{p['accuracy'] - l['accuracy']:+.2f} points",
+                            "met": p["accuracy"] >= l["accuracy"] - 1.0})
+            targets.append({"learner": learner, "target": "forgetting no more than LUMP's",
+                            "measured": f"{p['forgetting']:.2f} vs {l['forgetting']:.2f}",
+                            "met": p["forgetting"] <= l["forgetting"]})
+        if "ptlf" in ratios:
+            for k, limit in TARGETS.items():
+                m = ratios["ptlf"][k]["mean"]
+                targets.append({"learner": learner, "target": f"{k} <= {limit}x LUMP", "measured": f"{m:.3f}x",
+                                "met": m <= limit})
+        if "ptlf" in rows and "ascending" in rows:
+            targets.append({"learner": learner, "target": "PTLF at least as accurate as ascending freezing",
+                            "measured": f"{rows['ptlf']['accuracy']:.2f} vs {rows['ascending']['accuracy']:.2f}",
+                            "met": rows["ptlf"]["accuracy"] >= rows["ascending"]["accuracy"]})
+        # plots from the first seed that has them
+        s0 = next((s for s in seeds if any((learner, m, s) in runs for m in TABLE21)), None)
+        if s0 is not None:
+            mats = {m: runs[(learner, m, s0)]["acc"] for m in TABLE21 if (learner, m, s0) in runs}
+            accuracy_matrices(mats, out / f"acc_matrix_{learner}.png",
+                              f"{learner}: kNN accuracy (%) on Split Fashion-MNIST, seed {s0}")
+            decs = {m: runs[(learner, m, s0)]["decisions"] for m in ("ptlf", "ptlf-ramp0.2", "ascending")
+                    if (learner, m, s0) in runs}
+            if decs:
+                n_layers = len(next(iter(runs.values()))["layers"])
+                freezing_decisions(decs, n_layers, out / f"freezing_{learner}.png",
+                                   f"{learner}: layers updated / frozen per task, seed {s0}")
+    any_run = next(iter(runs.values()))
+    summary = {
+        "command": any_run.get("command", args.command), "budget": {k: any_run["config"][k] for k in (
+            "model", "epochs", "steps_per_task", "batch_size", "lr", "proj_dim", "buffer_size", "freeze_ratio",
+            "freeze_ramp", "energy", "bank_per_task", "test_per_task", "eval", "threads", "device")},
+        "seeds": seeds, "table21": table21, "table22": table22, "table24": table24, "targets": targets,
+        "decisions": {f"{l}_{m}_s{s}": [{"task": d["task"], "final_frozen": d["final_frozen"],
+                                          "scores": [round(x, 4) for x in d["scores"]]} for d in r["decisions"]]
+                      for (l, m, s), r in runs.items() if m in ("ptlf", "ptlf-ramp0.2", "ascending")},
+        "layers": any_run["layers"],
+        "runs": {f"{l}_{m}_s{s}": {"accuracy": r.get("accuracy"), "forgetting": r.get("forgetting"),
+                                   "acc": r["acc"], "totals": r["totals"], "wall_s": r.get("wall_s")}
+                 for (l, m, s), r in sorted(runs.items())},
+    }
+    atomic_write_text(out / "continual.json", json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out / "continual.md", markdown(summary))
+    return summary
+
+
+def markdown(s: dict) -> str:
+    b = s["budget"]
+    lines = ["# Chapter 5 on Split Fashion-MNIST (5 tasks of 2 classes)", "",
+             f"Command: `{s['command']}`", "",
+             f"Budget: {b['model']}, {b['steps_per_task'] or 'all'} steps of {b['batch_size']} image pairs per task "
+             f"({b['epochs']} epoch cap), lr {b['lr']} (cosine per task), projector {b['proj_dim']}, buffer "
+             f"{b['buffer_size']}, freezing ratio {b['freeze_ratio']} (ramp {b['freeze_ramp']} of the task), "
+             f"energy {b['energy']}; {b['eval']} evaluation on {b['bank_per_task'] or 'all'} bank / "
+             f"{b['test_per_task'] or 'all'} test images per task; device {b['device'] or 'auto'}, "
+             f"{b['threads']} thread(s). Seeds: {', '.join(map(str, s['seeds']))}.", "",
+             "## Table 21 analogue: accuracy and forgetting (%, mean (±std) over seeds)", "",
+             "| learner | method | accuracy | forgetting |", "|---|---|---|---|"]
+    for learner, rows in s["table21"].items():
+        for m, r in rows.items():
+            lines.append(f"| {learner} | {m} | {_fmt(r['accuracy'], r['accuracy_std'])} | "
+                         f"{_fmt(r['forgetting'], r['forgetting_std'])} |")
+    lines += ["", "## Table 22 analogue: cost relative to LUMP, measured side by side", "",
+              "Time: CPU time of the training process over the training steps (PTLF's subspace and probe "
+              "included, evaluation excluded), which a crowded machine disturbs far less than wall time "
+              "(also given). "
+              "Memory: parameters + activations saved for backward + replay buffer, mean over the steps "
+              "(peak: the largest step). Backward FLOPs: conv/linear grad-input + grad-weight terms "
+              "(pesto.continual.cost).", "",
+              "| learner | method | time (CPU) | time (wall) | memory (mean) | memory (peak) | saved activations | backward FLOPs |",
+              "|---|---|---|---|---|---|---|---|"]
+    for learner, ratios in s["table22"].items():
+        for m, r in ratios.items():
+            lines.append(f"| {learner} | {m} | " + " | ".join(
+                _fmt(r[k]["mean"], r[k]["std"], 3, "x") for k in ("time", "wall", "memory", "memory_peak", "saved_mean",
+                                                                    "bwd_flops")) + " |")
+    if s["table24"]:
+        lines += ["", "## Table 24 analogue: task-correlated vs ascending-order freezing", "",
+                  "| learner | freezing | accuracy | forgetting |", "|---|---|---|---|"]
+        for learner, rows in s["table24"].items():
+            for m, r in rows.items():
+                lines.append(f"| {learner} | {'ascending (top layers)' if m == 'ascending' else 'PTLF'} | "
+                             f"{_fmt(r['accuracy'], r['accuracy_std'])} | {_fmt(r['forgetting'], r['forgetting_std'])} |")
+    lines += ["", "## Targets", "", "| learner | target | measured | met |", "|---|---|---|---|"]
+    for t in s["targets"]:
+        lines.append(f"| {t['learner']} | {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
+    lines += ["", "## Final freezing decisions (figure 22), first seed", "",
+              f"Layers (index: name): " + ", ".join(f"{i}: {n}" for i, n in enumerate(s["layers"])), "",
+              "| run | task 2 | task 3 | task 4 | task 5 |", "|---|---|---|---|---|"]
+    first = min(s["seeds"]) if s["seeds"] else 0
+    for key, decs in s["decisions"].items():
+        if key.endswith(f"_s{first}"):
+            lines.append(f"| {key} | " + " | ".join(str(d["final_frozen"]) for d in decs[1:]) + " |")
+    lines += ["", "Plots: `acc_matrix_<learner>.png` (accuracy matrices), `freezing_<learner>.png` (figure 22).", ""]
+    return "\n".join(lines)
+
+
+def load_runs(out: Path) -> dict:
+    runs = {}
+    for p in sorted((out / "runs").glob("*.json")):
+        r = json.loads(p.read_text())
+        c = r["config"]
+        runs[(c["learner"], r.get("label", c["method"]), c["seed"])] = r
+    return runs
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--learners", nargs="+", default=list(LEARNERS), choices=LEARNERS)
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
+                   help="ptlf-ramp0.2: PTLF whose frozen share reaches the ratio after 20%% of each task")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--model", default="resnet20")
+    p.add_argument("--epochs", type=int, default=1, help="epochs per task (a cap when --steps-per-task is set)")
+    p.add_argument("--steps-per-task", type=int, default=30, help="0: whole epochs")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.03)
+    p.add_argument("--proj-dim", type=int, default=512)
+    p.add_argument("--buffer-size", type=int, default=256)
+    p.add_argument("--freeze-ratio", type=float, default=0.4)
+    p.add_argument("--freeze-ramp", type=float, default=1.0)
+    p.add_argument("--bank-per-task", type=int, default=500, help="0: all training images of the task")
+    p.add_argument("--test-per-task", type=int, default=1000, help="0: all test images of the task")
+    p.add_argument("--eval", default="knn", choices=("knn", "linear"))
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=str(HERE / "results"))
+    p.add_argument("--report-only", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    args.command = "python benchmarks/continual/bench_continual.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    out = Path(args.out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        for seed in args.seeds:
+            for learner in args.learners:
+                for method in args.methods:
+                    path = out / "runs" / f"{learner}_{method}_s{seed}.json"
+                    if path.exists():
+                        continue
+                    print(f"== {learner} {method} seed {seed}", flush=True)
+                    result = run_one(args, learner, method, seed)
+                    atomic_write_text(path, json.dumps(result, indent=1) + "\n")
+                    print(f"   accuracy {result['accuracy']:.2f}  forgetting {result['forgetting']}  "
+                          f"train {result['totals']['time_s']:.0f} s ({result['totals']['cpu_s']:.0f} s CPU)  "
+                          f"wall {result['wall_s']:.0f} s", flush=True)
+                    report(args, load_runs(out))
+    runs = load_runs(out)
+    if not runs:
+        print("no runs yet")
+        return 1
+    summary = report(args, runs)
+    print(markdown(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
