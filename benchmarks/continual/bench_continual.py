@@ -54,7 +54,7 @@ def run_one(args, learner: str, label: str, seed: int) -> dict:
                           lr=args.lr, proj_dim=args.proj_dim, buffer_size=args.buffer_size,
                           freeze_ratio=args.freeze_ratio, freeze_ramp=ramp or args.freeze_ramp,
                           bank_per_task=_none_if_zero(args.bank_per_task),
-                          test_per_task=_none_if_zero(args.test_per_task), eval=args.eval,
+                          test_per_task=_none_if_zero(args.test_per_task), eval=args.eval, knn_k=args.knn_k,
                           device=args.device, threads=args.threads, progress=not args.no_progress, out=None)
     t0 = time.perf_counter()
     result = run_continual(cfg)
@@ -146,7 +146,7 @@ def report(args, runs: dict) -> dict:
     summary = {
         "command": any_run.get("command", args.command), "budget": {k: any_run["config"][k] for k in (
             "model", "epochs", "steps_per_task", "batch_size", "lr", "proj_dim", "buffer_size", "freeze_ratio",
-            "freeze_ramp", "energy", "bank_per_task", "test_per_task", "eval", "threads", "device")},
+            "freeze_ramp", "energy", "bank_per_task", "test_per_task", "eval", "knn_k", "threads", "device")},
         "seeds": seeds, "table21": table21, "table22": table22, "table24": table24, "targets": targets,
         "decisions": {f"{l}_{m}_s{s}": [{"task": d["task"], "final_frozen": d["final_frozen"],
                                           "scores": [round(x, 4) for x in d["scores"]]} for d in r["decisions"]]
@@ -168,7 +168,7 @@ def markdown(s: dict) -> str:
              f"Budget: {b['model']}, {b['steps_per_task'] or 'all'} steps of {b['batch_size']} image pairs per task "
              f"({b['epochs']} epoch cap), lr {b['lr']} (cosine per task), projector {b['proj_dim']}, buffer "
              f"{b['buffer_size']}, freezing ratio {b['freeze_ratio']} (ramp {b['freeze_ramp']} of the task), "
-             f"energy {b['energy']}; {b['eval']} evaluation on {b['bank_per_task'] or 'all'} bank / "
+             f"energy {b['energy']}; {b['eval']} evaluation (k = {b['knn_k']}) on {b['bank_per_task'] or 'all'} bank / "
              f"{b['test_per_task'] or 'all'} test images per task; device {b['device'] or 'auto'}, "
              f"{b['threads']} thread(s). Seeds: {', '.join(map(str, s['seeds']))}.", "",
              "## Table 21 analogue: accuracy and forgetting (%, mean (±std) over seeds)", "",
@@ -237,7 +237,8 @@ def main(argv=None) -> int:
     p.add_argument("--freeze-ratio", type=float, default=0.4)
     p.add_argument("--freeze-ramp", type=float, default=1.0)
     p.add_argument("--bank-per-task", type=int, default=500, help="0: all training images of the task")
-    p.add_argument("--test-per-task", type=int, default=1000, help="0: all test images of the task")
+    p.add_argument("--test-per-task", type=int, default=500, help="0: all test images of the task")
+    p.add_argument("--knn-k", type=int, default=10, help="kNN neighbours (10 of a 500-image bank: LUMP's 2 %%)")
     p.add_argument("--eval", default="knn", choices=("knn", "linear"))
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=1)

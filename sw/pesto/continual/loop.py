@@ -88,10 +88,10 @@ class ContinualConfig:
     energy: float = 0.97                 # eq 5.7 threshold
     probe_batches: int = 1               # batches of the new task for the gradient of eq 5.6
     train_per_task: int | None = None    # fixed random subset of each task's training images
-    bank_per_task: int | None = 1000     # kNN bank / linear-probe images per task
+    bank_per_task: int | None = None     # kNN bank / linear-probe images per task (None: all)
     test_per_task: int | None = None
     eval: str = "knn"
-    knn_k: int = 200
+    knn_k: int = 200                     # LUMP: 200 of a task's 10,000 training images (2 %)
     knn_t: float = 0.1
     seed: int = 0
     out: str | None = None               # checkpoint, written after every task
