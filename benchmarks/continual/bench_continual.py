@@ -202,7 +202,7 @@ def markdown(s: dict) -> str:
     for t in s["targets"]:
         lines.append(f"| {t['learner']} | {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
     lines += ["", "## Final freezing decisions (figure 22), first seed", "",
-              f"Layers (index: name): " + ", ".join(f"{i}: {n}" for i, n in enumerate(s["layers"])), "",
+              "Layers (index: name): " + ", ".join(f"{i}: {n}" for i, n in enumerate(s["layers"])), "",
               "| run | task 2 | task 3 | task 4 | task 5 |", "|---|---|---|---|---|"]
     first = min(s["seeds"]) if s["seeds"] else 0
     for key, decs in s["decisions"].items():

@@ -62,7 +62,7 @@ def config_from_args(args: argparse.Namespace) -> ContinualConfig:
     skip = {"command", "_module", "summary_json"}
     cfg = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
     cfg.setdefault("out", f"runs/continual_{cfg.get('learner', 'simsiam')}_{cfg.get('method', 'ptlf')}.pt")
-    return ContinualConfig.from_dict(cfg)
+    return ContinualConfig(**cfg)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,17 +77,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point for `python -m pesto.continual.cli` (what torchrun launches)."""
-    from ..errors import PestoError
-    p = argparse.ArgumentParser(prog="pesto continual")
-    configure(p)
-    try:
-        return run(p.parse_args(argv))
-    except PestoError as e:
-        print(f"pesto continual: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":   # `python -m pesto.continual.cli`: what torchrun launches
+    from ..cli import main
+    sys.exit(main(["continual", *sys.argv[1:]]))

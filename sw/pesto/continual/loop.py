@@ -28,7 +28,7 @@ import io
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +38,13 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from ..errors import CheckpointError, ConfigError
+from ..train.loop import _dist_setup   # torchrun's environment -> (rank, world size), one rule for both loops
 from ..util import atomic_write_bytes
 from .augment import ViewAugment
 from .cost import StepMeter, param_bytes
 from .evaluate import EVALUATIONS, average_accuracy, forgetting, task_accuracies
 from .freeze import find_layers, freeze, frozen_indices, unfreeze
-from .learners import LEARNERS, build_learner, check_learner
+from .learners import build_learner, check_learner
 from .ptlf import ORDERS, check_ratio, frozen_target, task_correlations
 from .tasks import ReplayBuffer, TaskData, check_tasks, default_tasks, parse_tasks
 
@@ -131,14 +132,6 @@ class ContinualConfig:
         classes = dataset_info(self.dataset).num_classes
         check_tasks(self.task_split(classes), classes)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "ContinualConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ConfigError(f"unknown continual options {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**d)
-
     def task_split(self, num_classes: int) -> list[list[int]]:
         return parse_tasks(self.tasks) if self.tasks else default_tasks(num_classes, self.n_tasks)
 
@@ -150,15 +143,6 @@ RUN_DEFINING = ("learner", "method", "model", "dataset", "tasks", "n_tasks", "ep
                 "test_per_task", "eval", "knn_k", "knn_t", "seed")
 CONTINUAL_FORMAT = "pesto-continual"
 CONTINUAL_VERSION = 1
-
-
-# -- distributed ----------------------------------------------------------------------------------
-def _dist_setup(device: torch.device) -> tuple[int, int]:
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, 1
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
 
 
 def _gen(*key: int) -> torch.Generator:
