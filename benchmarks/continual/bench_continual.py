@@ -50,6 +50,7 @@ def run_one(args, learner: str, label: str, seed: int) -> dict:
     from pesto.continual import ContinualConfig, run_continual
     method, ramp = variant(label)
     cfg = ContinualConfig(learner=learner, method=method, model=args.model, seed=seed, epochs=args.epochs,
+                          tasks=args.tasks,
                           steps_per_task=_none_if_zero(args.steps_per_task), batch_size=args.batch_size,
                           lr=args.lr, proj_dim=args.proj_dim, buffer_size=args.buffer_size,
                           freeze_ratio=args.freeze_ratio, freeze_ramp=ramp or args.freeze_ramp,
@@ -144,10 +145,10 @@ def report(args, runs: dict) -> dict:
                                    f"{learner}: layers updated / frozen per task, seed {s0}")
     any_run = next(iter(runs.values()))
     summary = {
-        "command": any_run.get("command", args.command), "budget": {k: any_run["config"][k] for k in (
-            "model", "epochs", "steps_per_task", "batch_size", "lr", "proj_dim", "buffer_size", "freeze_ratio",
+        "commands": sorted({r.get("command", args.command) for r in runs.values()}), "budget": {k: any_run["config"][k] for k in (
+            "model", "tasks", "epochs", "steps_per_task", "batch_size", "lr", "proj_dim", "buffer_size", "freeze_ratio",
             "freeze_ramp", "energy", "bank_per_task", "test_per_task", "eval", "knn_k", "threads", "device")},
-        "seeds": seeds, "table21": table21, "table22": table22, "table24": table24, "targets": targets,
+        "split": any_run["tasks"], "seeds": seeds, "table21": table21, "table22": table22, "table24": table24, "targets": targets,
         "decisions": {f"{l}_{m}_s{s}": [{"task": d["task"], "final_frozen": d["final_frozen"],
                                           "scores": [round(x, 4) for x in d["scores"]]} for d in r["decisions"]]
                       for (l, m, s), r in runs.items() if m in ("ptlf", "ptlf-ramp0.2", "ascending")},
@@ -163,8 +164,10 @@ def report(args, runs: dict) -> dict:
 
 def markdown(s: dict) -> str:
     b = s["budget"]
-    lines = ["# Chapter 5 on Split Fashion-MNIST (5 tasks of 2 classes)", "",
-             f"Command: `{s['command']}`", "",
+    n_tasks = len(s["split"])
+    lines = [f"# Chapter 5 on Split Fashion-MNIST ({'/'.join(','.join(map(str, t)) for t in s['split'])})", "",
+             "Commands (the runs, then `--report-only` for this report):", "", "```",
+             *[f"nice -n 10 {c}" for c in s["commands"]], "```", "",
              f"Budget: {b['model']}, {b['steps_per_task'] or 'all'} steps of {b['batch_size']} image pairs per task "
              f"({b['epochs']} epoch cap), lr {b['lr']} (cosine per task), projector {b['proj_dim']}, buffer "
              f"{b['buffer_size']}, freezing ratio {b['freeze_ratio']} (ramp {b['freeze_ramp']} of the task), "
@@ -203,7 +206,8 @@ def markdown(s: dict) -> str:
         lines.append(f"| {t['learner']} | {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
     lines += ["", "## Final freezing decisions (figure 22), first seed", "",
               "Layers (index: name): " + ", ".join(f"{i}: {n}" for i, n in enumerate(s["layers"])), "",
-              "| run | task 2 | task 3 | task 4 | task 5 |", "|---|---|---|---|---|"]
+              "| run | " + " | ".join(f"task {t + 1}" for t in range(1, n_tasks)) + " |",
+              "|---" * n_tasks + "|"]
     first = min(s["seeds"]) if s["seeds"] else 0
     for key, decs in s["decisions"].items():
         if key.endswith(f"_s{first}"):
@@ -228,6 +232,7 @@ def main(argv=None) -> int:
                    help="ptlf-ramp0.2: PTLF whose frozen share reaches the ratio after 20%% of each task")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--model", default="resnet20")
+    p.add_argument("--tasks", default="0,1/2,3/4,5/6,7/8,9", help="the class split (default: Split Fashion-MNIST)")
     p.add_argument("--epochs", type=int, default=1, help="epochs per task (a cap when --steps-per-task is set)")
     p.add_argument("--steps-per-task", type=int, default=30, help="0: whole epochs")
     p.add_argument("--batch-size", type=int, default=128)
