@@ -43,7 +43,7 @@ def freezing_decisions(decisions: dict[str, list[dict]], n_layers: int, path, ti
     plt = _plt()
     n = len(decisions)
     rows = max((sum(1 for d in decs if d.get("order")) for decs in decisions.values()), default=1)
-    fig, axes = plt.subplots(n, 1, figsize=(7.5, n * (0.8 + 0.3 * rows)), squeeze=False)
+    fig, axes = plt.subplots(n, 1, figsize=(7.5, n * (1.0 + 0.3 * rows)), squeeze=False, constrained_layout=True)
     cmap = plt.get_cmap("autumn")
     for ax, (name, decs) in zip(axes[:, 0], decisions.items()):
         decs = [d for d in decs if d.get("order")]
@@ -70,5 +70,4 @@ def freezing_decisions(decisions: dict[str, list[dict]], n_layers: int, path, ti
     axes[0, 0].legend(fontsize=7, loc="upper right", ncol=2)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return _save(fig, path)
