@@ -93,3 +93,21 @@ def test_topk_selection_accumulates_and_ascending_ignores_scores():
 def test_freezing_ratio_outside_unit_interval_is_refused(bad):
     with pytest.raises(ConfigError, match=r"freezing ratio must be in \[0, 1\)"):
         check_ratio(bad)
+
+
+@pytest.mark.parametrize("shape,kernel,stride,padding", [((2, 3, 7, 7), 3, 1, 1), ((3, 4, 8, 8), 3, 2, 1),
+                                                          ((2, 4, 8, 8), 1, 2, 0)])
+def test_sampled_receptive_fields_are_the_im2col_columns(shape, kernel, stride, padding):
+    # the subspace of eq 5.7 is estimated from a sample of R's columns, gathered without a full im2col
+    from pesto.continual.freeze import Layer
+    from pesto.continual.ptlf import layer_input_columns
+    conv = torch.nn.Conv2d(shape[1], 5, kernel, stride, padding, bias=False)
+    layer = Layer(0, "conv", conv, None)
+    x = torch.randn(shape)
+    full = layer_input_columns(layer, x)
+    assert full.shape[0] == shape[1] * kernel * kernel
+    pick = torch.randperm(full.shape[1], generator=torch.Generator().manual_seed(0))[:11]
+    assert torch.equal(layer_input_columns(layer, x, pick), full[:, pick])
+    # R's rows follow the flattened weight: W.flatten(1) @ R is the convolution at those positions
+    out = conv(x).permute(1, 0, 2, 3).reshape(5, -1)
+    assert torch.allclose(conv.weight.flatten(1) @ full, out, atol=1e-5)

@@ -223,10 +223,10 @@ class _Run:
         order = self.method.order if p > 0 else None      # the first task trains every layer
 
         t0, c0 = time.perf_counter(), time.process_time()
-        scores, overhead = [0.0] * len(self.layers), 0.0
+        scores, overhead, overhead_cpu = [0.0] * len(self.layers), 0.0, 0.0
         if order is not None and ORDERS[order][1]:
             scores = self._correlations(p, idx, images)
-            overhead = time.perf_counter() - t0
+            overhead, overhead_cpu = time.perf_counter() - t0, time.process_time() - c0
         frozen_log: list[list[int]] = []
         opt = torch.optim.SGD(self.learner.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                               weight_decay=cfg.weight_decay)
@@ -290,6 +290,7 @@ class _Run:
                                "frozen_at": frozen_log, "final_frozen": final})
         self.costs.append({
             "task": p, "steps": total, "epochs": epoch, "time_s": elapsed, "cpu_s": cpu, "overhead_s": overhead,
+            "overhead_cpu_s": overhead_cpu,
             "loss": sums["loss"] / total, "bwd_flops": sums["bwd_flops"], "fwd_flops": sums["fwd_flops"],
             "saved_bytes_mean": sums["saved"] / total, "saved_bytes_peak": sums["saved_peak"],
             "param_bytes": pbytes, "trainable_param_bytes_mean": sums["trainable"] / total,
@@ -379,6 +380,7 @@ class _Run:
         out["totals"] = {
             "time_s": sum(c["time_s"] for c in self.costs),
             "cpu_s": sum(c["cpu_s"] for c in self.costs),
+            "overhead_cpu_s": sum(c.get("overhead_cpu_s", 0.0) for c in self.costs),
             "bwd_flops": sum(c["bwd_flops"] for c in self.costs),
             "memory_bytes_mean": sum(c["memory_bytes_mean"] * c["steps"] for c in self.costs) / steps,
             "memory_bytes_peak": max((c["memory_bytes_peak"] for c in self.costs), default=0),

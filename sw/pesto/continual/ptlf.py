@@ -63,11 +63,25 @@ def basis_from_gram(gram: torch.Tensor, energy: float) -> torch.Tensor:
     return evecs[:, order][:, :energy_rank(sigma, energy)]
 
 
-def layer_input_columns(layer: Layer, x: torch.Tensor) -> torch.Tensor:
-    """The columns of R^l that input batch x contributes: (Cin*kh*kw, N*positions)."""
+def layer_input_columns(layer: Layer, x: torch.Tensor, columns: torch.Tensor | None = None) -> torch.Tensor:
+    """The columns of R^l that input batch x contributes: (Cin*kh*kw, N*positions), column
+    n*positions + (oy*Wout + ox) being sample n's receptive field at output (oy, ox), in the
+    (Cin, kh, kw) order of the flattened weight. ``columns``: only those columns, gathered straight
+    from the input (no full im2col)."""
     c = layer.conv
-    cols = F.unfold(x, c.kernel_size, c.dilation, c.padding, c.stride)   # (N, Cin*kh*kw, P)
-    return cols.transpose(0, 1).reshape(cols.shape[1], -1)
+    if c.groups != 1:
+        raise ConfigError(f"{layer.name}: task correlation of grouped convolutions is not supported")
+    if columns is None:
+        cols = F.unfold(x, c.kernel_size, c.dilation, c.padding, c.stride)   # (N, Cin*kh*kw, P)
+        return cols.transpose(0, 1).reshape(cols.shape[1], -1)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = c.kernel_size, c.stride, c.padding, c.dilation
+    h_out = (x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    w_out = (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    n, pos = columns // (h_out * w_out), columns % (h_out * w_out)
+    rows = (pos // w_out * sh).view(-1, 1, 1) + (torch.arange(kh, device=x.device) * dh).view(1, kh, 1)
+    cols_x = (pos % w_out * sw).view(-1, 1, 1) + (torch.arange(kw, device=x.device) * dw).view(1, 1, kw)
+    patches = F.pad(x, (pw, pw, ph, ph))[n.view(-1, 1, 1), :, rows, cols_x]      # (k, kh, kw, Cin)
+    return patches.permute(0, 3, 1, 2).reshape(len(columns), -1).T
 
 
 def max_columns(m: int) -> int:
@@ -88,11 +102,14 @@ def input_grams(backbone: torch.nn.Module, layers: list[Layer], batches, n_sampl
     hooks = []
     for layer, gram, m in zip(layers, grams, dims):
         def pre(mod, inp, layer=layer, gram=gram, m=m):
-            cols = layer_input_columns(layer, inp[0].detach().float())
-            per_sample = cols.shape[1] // max(inp[0].shape[0], 1)
-            keep = min(cols.shape[1], math.ceil(max_columns(m) * cols.shape[1] / max(n_samples * per_sample, 1)))
-            if keep < cols.shape[1]:
-                cols = cols[:, torch.randperm(cols.shape[1], generator=g)[:keep].to(cols.device)]
+            x = inp[0].detach().float()
+            c = layer.conv
+            positions = math.prod((size + 2 * p - d * (k - 1) - 1) // s + 1 for size, k, s, p, d in
+                                  zip(x.shape[2:], c.kernel_size, c.stride, c.padding, c.dilation))
+            total = x.shape[0] * positions
+            keep = min(total, math.ceil(max_columns(m) * x.shape[0] / max(n_samples, 1)))
+            pick = None if keep >= total else torch.randperm(total, generator=g)[:keep].to(x.device)
+            cols = layer_input_columns(layer, x, pick)
             gram.add_((cols @ cols.T).double().cpu())
         hooks.append(layer.conv.register_forward_pre_hook(pre))
     was = backbone.training
