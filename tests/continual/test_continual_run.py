@@ -110,6 +110,18 @@ def test_bad_input_is_a_clear_error(argv, msg, tmp_path, capsys):
     assert not (tmp_path / "x.pt").exists()
 
 
+@pytest.mark.parametrize("argv,msg", [
+    (["--steps-per-task", "0"], r"argument --steps-per-task: expected an integer >= 1, got 0"),
+    (["--lr", "nan"], r"argument --lr: expected a finite number > 0, got 'nan'"),
+    (["--energy", "1.5"], r"argument --energy: expected a finite number > 0 and <= 1, got '1.5'"),
+])
+def test_out_of_range_options_are_usage_errors(argv, msg, tmp_path, capsys):
+    assert pesto_main(["continual", *argv, "--out", str(tmp_path / "x.pt"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(msg, err) and "Traceback" not in err
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_cli_exits_non_zero_on_bad_input():
     r = subprocess.run([sys.executable, "-m", "pesto.cli", "continual", "--learner", "byol"],
                        capture_output=True, text=True, timeout=120)
