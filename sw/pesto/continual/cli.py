@@ -11,7 +11,6 @@ classifier) plus the continual state: `pesto train --init runs/ptlf.pt` fine-tun
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -80,14 +79,11 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..util import atomic_write_text, claim_output
+    from ..util import atomic_write_text, claim_outputs
     from .loop import run_continual
     cfg = getattr(args, "_config", None) or config_from_args(args)
     rank0 = int(os.environ.get("RANK", "0")) == 0   # under torchrun only rank 0 writes
-    with contextlib.ExitStack() as claims:
-        for path in (cfg.out, args.summary_json) if rank0 else ():
-            if path:
-                claims.enter_context(claim_output(path))   # a second run on the same --out is refused
+    with claim_outputs(*((cfg.out, args.summary_json) if rank0 else ())):   # a second run on one --out is refused
         result = run_continual(cfg)
         if result:
             keys = ("accuracy", "forgetting", "completed", "acc", "totals")
