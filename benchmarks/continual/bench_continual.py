@@ -1,6 +1,9 @@
 """Chapter 5 on Split Fashion-MNIST: tables 21, 22 and 24 analogues, accuracy matrices, figure 22.
 
-    nice -n 10 .venv/bin/python benchmarks/continual/bench_continual.py            # the committed run
+    nice -n 10 .venv/bin/python benchmarks/continual/bench_continual.py            # 30 steps of 128 per task
+    # the committed run (results/continual.md lists its exact commands): one learner per process,
+    #   --methods lump ptlf ascending finetune multitask --seeds 0 --steps-per-task 10 --batch-size 64
+    #   --buffer-size 128 --bank-per-task 200 --test-per-task 200 --knn-k 4
     .venv/bin/python benchmarks/continual/bench_continual.py --report-only         # re-make the report
     .venv/bin/python benchmarks/continual/bench_continual.py --steps-per-task 0 --epochs 200 \\
         --device cuda --bank-per-task 0 --test-per-task 0 --out runs/continual-gpu   # the seed's budget
