@@ -12,7 +12,8 @@ Every (seed, learner, method) run writes its own JSON under OUT/runs/ as soon as
 that already have one are skipped: a killed benchmark continues where it stopped, and more seeds can
 be added later. The methods of one (seed, learner) run back to back in the order given (LUMP next to
 PTLF), and the time, memory and FLOP ratios are taken within each such group, then averaged.
-The report (continual.json, continual.md, the PNGs) is made from whatever runs exist.
+The report (continual.json, continual.md, the PNGs) is made at the end, or by --report-only, from
+whatever runs exist.
 """
 
 from __future__ import annotations
@@ -387,7 +388,6 @@ def main(argv=None) -> int:
                     print(f"   accuracy {result['accuracy']:.2f}  forgetting {result['forgetting']}  "
                           f"train {result['totals']['time_s']:.0f} s ({result['totals']['cpu_s']:.0f} s CPU)  "
                           f"wall {result['wall_s']:.0f} s", flush=True)
-                    report(args, load_runs(out))
     runs = load_runs(out)
     if not runs:
         print("no runs yet")
