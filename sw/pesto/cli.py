@@ -34,6 +34,7 @@ COMMANDS = {
     "bench": ("pesto.bench.cli", "speedup benchmarks: table 7, sparsity sweeps, artifacts"),
     "demo": ("pesto.demo", "the main job: embedded model -> export -> simulated accelerator"),
     "hwspec": ("pesto.hwspec.cli", "render the register-map headers for the RTL and HLS"),
+    "continual": ("pesto.continual.cli", "self-supervised continual learning with PTLF layer freezing (Chapter 5)"),
 }
 
 

@@ -60,8 +60,8 @@ def dataset_info(name: str) -> DatasetInfo:
 
 def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     """(x - mean) / std per channel for x in [0, 1] of shape (..., C, H, W)."""
-    m = torch.as_tensor(mean, dtype=x.dtype).view(-1, 1, 1)
-    s = torch.as_tensor(std, dtype=x.dtype).view(-1, 1, 1)
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
     return (x - m) / s
 
 

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -126,14 +125,11 @@ def summary(ckpt: dict) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..util import claim_output
+    from ..util import claim_outputs
     from .loop import train
     cfg = getattr(args, "_config", None) or config_from_args(args)
     rank0 = int(os.environ.get("RANK", "0")) == 0   # under torchrun only rank 0 writes
-    with contextlib.ExitStack() as claims:
-        for path in (cfg.out, args.summary_json) if rank0 else ():
-            if path:
-                claims.enter_context(claim_output(path))   # a second run on the same --out is refused
+    with claim_outputs(*((cfg.out, args.summary_json) if rank0 else ())):   # a second run on one --out is refused
         ckpt = train(cfg)
         if ckpt:
             s = summary(ckpt)

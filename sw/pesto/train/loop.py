@@ -232,7 +232,13 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> dict:
             opt.load_state_dict(ckpt["optimizer"])
         start, history = int(ckpt["epoch"]), list(ckpt.get("history") or [])
     elif cfg.init:
-        _init_from(model, cfg.init)
+        init = _init_from(model, cfg.init)
+        if rank == 0:
+            tqdm.write(f"--init {cfg.init}: copied {len(init['copied'])} tensors"
+                       + (f"; freshly initialised {', '.join(init['fresh'])} (the checkpoint has no classifier)"
+                          if init["fresh"] else "")
+                       + (f"; ignored {len(init['ignored'])} checkpoint tensors with no place in {cfg.model} "
+                          f"(e.g. {', '.join(init['ignored'][:3])})" if init["ignored"] else ""))
     model.to(device)
     _optimizer_to(opt, device)
     reg = Regularizer.for_mode(cfg.mode, model, cfg.lam, cfg.a, cfg.cg, cfg.keep_first_last, cfg.cg_overrides)
@@ -327,22 +333,32 @@ def _in_memory(model, fields_) -> dict:
     return make_checkpoint(model, **fields_)
 
 
-def _init_from(model: nn.Module, path: str) -> None:
-    """Copy matching weights of another checkpoint (a float model into a ternary one, say)."""
+def _init_from(model: nn.Module, path: str) -> dict:
+    """Copy matching weights of another checkpoint (a float model into a ternary one, say).
+
+    A backbone-only checkpoint (`pesto continual` writes them: no classifier) leaves the model's final
+    classifier as initialised; any other missing weight is an error. Returns what was done:
+    {"copied": keys, "fresh": keys left initialised, "ignored": checkpoint keys with no place}."""
     src = load_checkpoint(path)["state_dict"]
     own = model.state_dict()
-    renamed = {}
+    renamed, used = {}, set()
     for k, v in src.items():
         for cand in (k, k.replace(".weight", ".parametrizations.weight.original"),
                      k.replace(".parametrizations.weight.original", ".weight")):
             if cand in own and own[cand].shape == v.shape:
                 renamed[cand] = v
+                used.add(k)
                 break
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    head = linears[-1] + "." if linears else None
     missing = [k for k in own if k not in renamed]
+    fresh = [k for k in missing if head and k.startswith(head)]
+    missing = [k for k in missing if k not in fresh]
     if missing:
         raise CheckpointError(f"--init {path}: no weights for {len(missing)} entries (e.g. {missing[:3]}); "
                               f"is it the same architecture?")
-    model.load_state_dict(renamed)
+    model.load_state_dict({**own, **renamed})
+    return {"copied": sorted(renamed), "fresh": fresh, "ignored": sorted(set(src) - used)}
 
 
 def _optimizer_to(opt: torch.optim.Optimizer, device: torch.device) -> None:
