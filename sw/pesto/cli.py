@@ -16,6 +16,7 @@ from .errors import PestoError
 # subcommand -> (module, one-line help)
 COMMANDS = {
     "train": ("pesto.train.cli", "train a model: fp, tern, prune, naive or wpc"),
+    "transfer": ("pesto.transfer.cli", "adapt a trained backbone to a new task: Rep-Net or a baseline"),
     "export-to-fpga": ("pesto.export.cli", "export a checkpoint to the accelerator artifact"),
     "hls": ("pesto.hls.cli", "render an HLS project from an artifact"),
     "bench": ("pesto.bench.cli", "speedup benchmarks: table 7, sparsity sweeps, artifacts"),

@@ -13,7 +13,7 @@ from .readers import read_idx, read_fashion_mnist, read_cifar10, safe_unpickle
 
 # the torch-based datasets load on first use: the readers stay importable on a torch-free board
 _LAZY = ("DATASETS", "DatasetInfo", "ImageDataset", "ImageFolderDataset", "load_splits",
-         "dataset_info", "subset", "normalize")
+         "dataset_info", "subset", "normalize", "select_classes", "parse_classes")
 
 
 def __getattr__(name):

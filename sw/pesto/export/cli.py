@@ -42,6 +42,10 @@ def configure(p) -> None:
     p.add_argument("--stats-json", default=None, metavar="PATH", help="write the per-layer table as JSON")
     p.add_argument("--no-verify", action="store_true", help="skip the integer-vs-float check on calibration images")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--backbone", default=None, help="with a `pesto transfer` checkpoint: its backbone checkpoint, "
+                   "if it moved since training")
+    p.add_argument("--backbone-artifact", default=None, help="with a `pesto transfer` checkpoint: the backbone's "
+                   "own artifact, whose accelerated layers the transferred artifact keeps byte for byte")
 
 
 def load_source(args):
@@ -93,6 +97,10 @@ def load_calibration(spec: str, n: int):
 def run(args) -> int:
     from .. import artifact as art
     from .exporter import export_model, load_model
+    from ..transfer.checkpoint import is_transfer_file
+    if args.checkpoint != "random" and is_transfer_file(args.checkpoint):
+        from ..transfer.cli import export_run
+        return export_run(args)   # a Rep-Net grafted onto the backbone's artifact
     t0 = time.perf_counter()
     if args.cg is not None:
         from ..geometry import check_cg

@@ -7,6 +7,7 @@ Layout (format "pesto-checkpoint", version 1)::
     quant       {mode: fp|tern|prune|naive|wpc, cg, keep_first_last, cg_overrides}
     data        {dataset, mean, std}   per-channel normalisation the deployment must apply:
                                        x = (pixel / 255 - mean[c]) / std[c]
+                [classes]              the labels trained on (relabelled 0..k-1), when not all
     state_dict  the model's state dict (ternary layers keep their latent float weight under
                 '<layer>.parametrizations.weight.original'; the codes are recomputed from it)
     state_sha256  checksum of the state dict's tensors (catches bit flips torch.load misses)
@@ -88,7 +89,8 @@ def make_checkpoint(model: nn.Module, *, model_cfg: dict, quant: dict, data: dic
                   "keep_first_last": bool(quant.get("keep_first_last", True)),
                   "cg_overrides": {str(k): int(v) for k, v in (quant.get("cg_overrides") or {}).items()}},
         "data": {"dataset": str(data["dataset"]), "mean": [float(v) for v in data["mean"]],
-                 "std": [float(v) for v in data["std"]]},
+                 "std": [float(v) for v in data["std"]],
+                 **({"classes": [int(c) for c in data["classes"]]} if data.get("classes") else {})},
         "state_dict": state,
         "state_sha256": state_checksum(state),
         "epoch": int(epoch),
@@ -111,18 +113,23 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **fields) -> dict
     return ckpt
 
 
+def load_torch_file(path: Path) -> Any:
+    """torch.load(weights_only=True) of ``path``; any failure is a CheckpointError saying so."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # zip/pickle errors of every kind mean the same thing to the user
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt, truncated or not a PyTorch file "
+                              f"(loaded safely with weights_only=True): {first[:200]}") from e
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read and validate a checkpoint; every problem is a CheckpointError that says what is wrong."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; train one with `pesto train` "
                               f"or use the embedded one (pesto.train.checkpoint.default_checkpoint_path())")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # zip/pickle errors of every kind mean the same thing to the user
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"checkpoint {path} is corrupt, truncated or not a PyTorch file "
-                              f"(loaded safely with weights_only=True): {first[:200]}") from e
+    ckpt = load_torch_file(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a pesto checkpoint (no format={FORMAT!r} key); "
                               f"pesto writes its checkpoints with `pesto train`")

@@ -1,0 +1,120 @@
+"""`pesto transfer BACKBONE --data ... --out ...`: adapt a trained backbone to a new task.
+
+    pesto transfer runs/backbone.pt --data fashion-mnist --classes 5-9 --out runs/fm59.pt
+    pesto transfer runs/backbone.pt --data digits --method last --out runs/digits_last.pt
+    pesto export-to-fpga runs/fm59.pt -o fm59.pesto      # backbone layers byte-identical to its own artifact
+
+Methods: repnet (default; designs none | down | up | dual | dual-all), last, full, bias-bn,
+input-reprogram. Progress and results as `pesto train`: a bar per epoch, a line per epoch, the
+checkpoint after every epoch (--resume continues it), a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import ConfigError
+from .model import DESIGNS, METHODS
+
+
+def _classes(text: str) -> list[int]:
+    from ..data.datasets import parse_classes
+    try:
+        return parse_classes(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = ("methods:\n" + "\n".join(f"  {k:16s} {v.help}" for k, v in METHODS.items())
+                + "\ndesigns (table 17, method repnet):\n" + "\n".join(f"  {k:16s} ({v.letter}) {v.help}"
+                                                                      for k, v in DESIGNS.items()))
+    a = p.add_argument
+    a("backbone", help="the backbone: a `pesto train` checkpoint (ternary, e.g. WPC)")
+    a("--data", required=True, help="the new task's dataset: fashion-mnist, cifar10, digits, imagenet")
+    a("--data-root", help="folder holding the dataset (default: the system folder / $PESTO_DATA_ROOT)")
+    a("--classes", type=_classes, help="the new task's labels, relabelled 0..k-1 (e.g. 5-9)")
+    a("--resize", action="store_true", default=None, help="resize the images to the backbone's input (bilinear)")
+    a("--out", required=True, help="transfer checkpoint, written after every epoch")
+    a("--method", help=f"what trains: {', '.join(METHODS)} (default repnet)")
+    a("--design", help=f"Rep-Net connection design: {', '.join(DESIGNS)} (default dual)")
+    a("--width", type=float, help="Rep-Net mid channels as a fraction of the connector's channels (default 0.5)")
+    a("--epochs", type=int)
+    a("--batch-size", type=int)
+    a("--optimizer", choices=("sgd", "adam"))
+    a("--lr", type=float, help="initial learning rate (cosine decay to 0; default 1e-3)")
+    a("--weight-decay", type=float)
+    a("--subset", type=int, help="train on a fixed random subset of this many images")
+    a("--test-subset", type=int, help="evaluate on a fixed random subset of the test split")
+    a("--steps-per-epoch", type=int, help="cap the optimisation steps per epoch")
+    a("--augment", dest="augment", action="store_true", default=None, help="random crop + flip")
+    a("--workers", type=int, help="data loader processes")
+    a("--seed", type=int)
+    a("--resume", action="store_true", default=None, help="continue the run in --out where it stopped")
+    a("--no-memory", dest="measure_memory", action="store_false", default=None,
+      help="skip measuring one training step's memory")
+    a("--backbone-artifact", help="the backbone's artifact (.pesto) the connector formats come from "
+                                  "(default: export the backbone with the options below)")
+    a("--calib-data", help="calibration images of the backbone export: fashion-mnist or a .npy (default fashion-mnist)")
+    a("--calib-images", type=int, help="number of calibration images (default 256)")
+    a("--cg", type=int, help="backbone export: PE-group size (default: as trained)")
+    a("--act-bits", type=int, help="backbone export: significant activation bits (default 16)")
+    a("--frac-bits", type=int, help="backbone export: one fixed fraction-bit count")
+    a("--headroom-bits", type=int, help="backbone export: range above the calibration maximum (default 1)")
+    a("--threads", type=int, help="torch CPU threads (1 is fastest on a busy machine)")
+    a("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
+    a("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
+    a("--summary-json", help="also write the final metrics to this JSON file")
+
+
+def config_from_args(args: argparse.Namespace):
+    from .loop import TransferConfig
+    skip = {"command", "_module", "summary_json"}
+    cfg = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
+    return TransferConfig.from_dict(cfg)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .loop import summary, transfer
+    ckpt = transfer(config_from_args(args))
+    if ckpt:
+        s = summary(ckpt)
+        print(json.dumps(s, indent=1))
+        if args.summary_json:
+            from ..util import atomic_write_text
+            atomic_write_text(args.summary_json, json.dumps(s, indent=1) + "\n")
+    return 0
+
+
+def export_run(args) -> int:
+    """`pesto export-to-fpga TRANSFER.pt -o OUT`: the transferred network's artifact."""
+    import time
+    from .. import artifact as art
+    from ..data import load_splits
+    from .checkpoint import load_transfer
+    from .deploy import export_transferred
+    t0 = time.perf_counter()
+    t = load_transfer(args.checkpoint)
+    images = None
+    if not args.no_verify and t["task"]["dataset"] in ("fashion-mnist", "digits"):
+        from ..data import select_classes
+        _, test = load_splits(t["task"]["dataset"], augment=False, input_size=t["task"]["input_shape"][-1])
+        test = select_classes(test, t["task"].get("classes"))
+        if tuple(test.images.shape[1:]) == tuple(t["task"]["input_shape"]):
+            images = test.images[:32].numpy()
+    out = export_transferred(t, backbone=args.backbone, artifact=args.backbone_artifact, verify_images=images)
+    path = art.save(out, args.output)
+    tr = out.meta["transfer"]
+    print(out.describe())
+    host = [n.name for n in out.nodes if n.name.startswith(("rep", "conn", "classifier"))]
+    print(f"\n{tr['method']} ({tr['design']}): {len(tr['connectors'])} connectors at "
+          f"{', '.join(c['node'] for c in tr['connectors'])}; {tr['host_parameters']:,} host parameters in "
+          f"{len(host)} new host nodes; the {len(out.layers)} accelerated layers are the backbone's, byte for byte")
+    v = out.meta["export"].get("verification")
+    if v:
+        print(f"check on {v['images']} test images: integer vs torch top-1 agreement {100 * v['top1_agreement']:.1f}%, "
+              f"max |logit error| {v['max_abs_logit_error']:.4g}")
+    print(f"wrote {path} ({path.stat().st_size:,} bytes) in {time.perf_counter() - t0:.1f} s")
+    return 0
