@@ -12,6 +12,8 @@
 * peak RSS: the process's resident-set high-water mark during the step (Linux: VmHWM after
   resetting it through /proc/self/clear_refs), and its rise over the resident size before.
 * table16: the analytic count of table 16 (ops.table16) for the same forward.
+* flops: floating-point operations of the step (forward + backward) as torch dispatches them
+  (``torch.utils.flop_counter.FlopCounterMode``: convolutions and matrix products, 2 per MAC).
 """
 
 from __future__ import annotations
@@ -99,6 +101,11 @@ def measure_step(net, optimizer, x: torch.Tensor, y: torch.Tensor, warmup: int =
         loss_fn(net(x)).backward()
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc:
+        loss_fn(net(x)).backward()
+    flops = int(fc.get_total_flops())
+    optimizer.zero_grad(set_to_none=True)
     with ops.table16() as t16:   # a grad-enabled forward: the count needs to see what requires grad
         del_me = net(x)
     del del_me
@@ -115,7 +122,7 @@ def measure_step(net, optimizer, x: torch.Tensor, y: torch.Tensor, warmup: int =
     out = {"batch": int(x.shape[0]), **saved, **trainable_bytes(net, optimizer),
            "peak_rss_bytes": peak, "rss_before_bytes": rss0,
            "step_rss_rise_bytes": (peak - rss0) if peak is not None and rss0 is not None else None,
-           "step_seconds": seconds,
+           "step_seconds": seconds, "flops": flops,
            "table16": {"params": t16.params, "activations": t16.activations,
                        "activation_bytes": 4 * t16.activations, "param_bytes": 4 * t16.params,
                        "layers": len(t16.rows)}}
