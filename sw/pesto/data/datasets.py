@@ -186,7 +186,9 @@ def _missing(info: DatasetInfo, looked: list[Path]) -> DatasetError:
 
 def load_splits(name: str = "fashion-mnist", root: str | os.PathLike | None = None, augment: bool = True,
                 input_size: int | None = None) -> tuple[Dataset, Dataset]:
-    """(train, test) datasets of ``name``; the train split augments when ``augment``."""
+    """(train, test) datasets of ``name``; the train split augments when ``augment``.
+
+    input_size: the image size of ``imagenet`` (crops) and ``digits`` (resized from 8x8)."""
     info = dataset_info(name)
     looked = _candidates(info, root)
     if name == "imagenet":
