@@ -123,22 +123,29 @@ def load_torch_file(path: Path) -> Any:
                               f"(loaded safely with weights_only=True): {first[:200]}") from e
 
 
+def open_checked(path: Path, fmt: str, version: int, required, maker: str, alternative: str = "") -> dict:
+    """The dict of format ``fmt`` in ``path``, its version and ``required`` keys checked (CheckpointError
+    naming the problem; ``maker`` is the command that writes such files, e.g. "pesto train")."""
+    kind = "pesto" if maker == "pesto train" else maker
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; make one with `{maker}` {alternative}".rstrip())
+    ckpt = load_torch_file(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
+        raise CheckpointError(f"{path} is not a {kind} checkpoint (no format={fmt!r} key); `{maker}` writes them")
+    if ckpt.get("version") != version:
+        raise CheckpointError(f"{path}: {kind} checkpoint version {ckpt.get('version')!r} is not supported "
+                              f"(this pesto reads version {version}); re-make it or upgrade pesto")
+    missing = [k for k in required if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}; it is incomplete")
+    return ckpt
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read and validate a checkpoint; every problem is a CheckpointError that says what is wrong."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; train one with `pesto train` "
-                              f"or use the embedded one (pesto.train.checkpoint.default_checkpoint_path())")
-    ckpt = load_torch_file(path)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a pesto checkpoint (no format={FORMAT!r} key); "
-                              f"pesto writes its checkpoints with `pesto train`")
-    if ckpt.get("version") != VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')!r} is not supported "
-                              f"(this pesto reads version {VERSION}); re-train or upgrade pesto")
-    missing = [k for k in REQUIRED if k not in ckpt]
-    if missing:
-        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}; it is incomplete")
+    ckpt = open_checked(path, FORMAT, VERSION, REQUIRED, "pesto train",
+                        "or use the embedded one (pesto.train.checkpoint.default_checkpoint_path())")
     if ckpt["quant"].get("mode") not in MODES:
         raise CheckpointError(f"{path}: unknown quantization mode {ckpt['quant'].get('mode')!r}")
     want = ckpt.get("state_sha256")

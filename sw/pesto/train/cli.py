@@ -30,7 +30,7 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated epochs (e.g. 80,120), got {text!r}")
 
 
-def _classes(text: str) -> list[int]:
+def classes_arg(text: str) -> list[int]:
     from ..data.datasets import parse_classes
     try:
         return parse_classes(text)
@@ -68,7 +68,7 @@ def configure(p: argparse.ArgumentParser) -> None:
       help="ternarize/prune the first and last layer too")
     a("--subset", type=int, help="train on a fixed random subset of this many images")
     a("--test-subset", type=int, help="evaluate on a fixed random subset of the test split")
-    a("--classes", type=_classes, help="train on these labels only, relabelled 0..k-1 (e.g. 0-4 or 5,7,9)")
+    a("--classes", type=classes_arg, help="train on these labels only, relabelled 0..k-1 (e.g. 0-4 or 5,7,9)")
     a("--steps-per-epoch", type=int, help="cap the optimisation steps per epoch")
     a("--augment", dest="augment", action="store_true", default=None, help="random crop + flip")
     a("--no-augment", dest="augment", action="store_false")

@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError
-from ..train.checkpoint import _plain, load_checkpoint, load_torch_file, model_from_checkpoint, state_checksum
+from ..train.checkpoint import (_plain, load_checkpoint, load_torch_file, model_from_checkpoint, open_checked,
+                                state_checksum)
 from ..util import atomic_write_bytes
 from .model import TransferNet, saved_keys
 
@@ -82,18 +83,7 @@ def is_transfer_file(path) -> bool:
 def load_transfer(path: str | os.PathLike) -> dict:
     """Read and validate a transfer checkpoint (CheckpointError naming what is wrong)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"transfer checkpoint {path} does not exist; make one with `pesto transfer`")
-    ckpt = load_torch_file(path)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a transfer checkpoint (no format={FORMAT!r}); `pesto transfer` "
-                              f"writes them")
-    if ckpt.get("version") != VERSION:
-        raise CheckpointError(f"{path}: transfer checkpoint version {ckpt.get('version')!r} is not supported "
-                              f"(this pesto reads version {VERSION})")
-    missing = [k for k in REQUIRED if k not in ckpt]
-    if missing:
-        raise CheckpointError(f"{path}: transfer checkpoint lacks {', '.join(missing)}; it is incomplete")
+    ckpt = open_checked(path, FORMAT, VERSION, REQUIRED, "pesto transfer")
     if state_checksum(ckpt["state_dict"]) != ckpt.get("state_sha256"):
         raise CheckpointError(f"{path}: the weights do not match their checksum; the file is corrupt")
     ckpt["path"] = str(path)

@@ -14,16 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import ConfigError
+from ..train.cli import classes_arg
 from .model import DESIGNS, METHODS
-
-
-def _classes(text: str) -> list[int]:
-    from ..data.datasets import parse_classes
-    try:
-        return parse_classes(text)
-    except ConfigError as e:
-        raise argparse.ArgumentTypeError(str(e))
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -35,7 +27,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     a("backbone", help="the backbone: a `pesto train` checkpoint (ternary, e.g. WPC)")
     a("--data", required=True, help="the new task's dataset: fashion-mnist, cifar10, digits, imagenet")
     a("--data-root", help="folder holding the dataset (default: the system folder / $PESTO_DATA_ROOT)")
-    a("--classes", type=_classes, help="the new task's labels, relabelled 0..k-1 (e.g. 5-9)")
+    a("--classes", type=classes_arg, help="the new task's labels, relabelled 0..k-1 (e.g. 5-9)")
     a("--resize", action="store_true", default=None, help="resize the images to the backbone's input (bilinear)")
     a("--out", required=True, help="transfer checkpoint, written after every epoch")
     a("--method", help=f"what trains: {', '.join(METHODS)} (default repnet)")
