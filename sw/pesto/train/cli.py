@@ -110,12 +110,16 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     ckpt = train(cfg)
     if ckpt:
-        s = summary(ckpt)
-        print(json.dumps(s, indent=1))
-        if args.summary_json:
-            from ..util import atomic_write_text
-            atomic_write_text(args.summary_json, json.dumps(s, indent=1) + "\n")
+        print_summary(summary(ckpt), args.summary_json)
     return 0
+
+
+def print_summary(s: dict, path: str | None) -> None:
+    """Print a run's summary as JSON, and write it to ``path`` (atomically) when given."""
+    print(json.dumps(s, indent=1))
+    if path:
+        from ..util import atomic_write_text
+        atomic_write_text(path, json.dumps(s, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,9 +12,8 @@ checkpoint after every epoch (--resume continues it), a JSON summary.
 from __future__ import annotations
 
 import argparse
-import json
 
-from ..train.cli import classes_arg
+from ..train.cli import classes_arg, print_summary
 from .model import DESIGNS, METHODS
 
 
@@ -72,11 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from .loop import summary, transfer
     ckpt = transfer(config_from_args(args))
     if ckpt:
-        s = summary(ckpt)
-        print(json.dumps(s, indent=1))
-        if args.summary_json:
-            from ..util import atomic_write_text
-            atomic_write_text(args.summary_json, json.dumps(s, indent=1) + "\n")
+        print_summary(summary(ckpt), args.summary_json)
     return 0
 
 
