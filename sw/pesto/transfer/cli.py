@@ -35,7 +35,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     a("--epochs", type=int)
     a("--batch-size", type=int)
     a("--optimizer", choices=("sgd", "adam"))
-    a("--lr", type=float, help="initial learning rate (cosine decay to 0; default 1e-3)")
+    a("--lr", type=float, help="initial learning rate (cosine decay to 0; default 5e-3)")
     a("--weight-decay", type=float)
     a("--subset", type=int, help="train on a fixed random subset of this many images")
     a("--test-subset", type=int, help="evaluate on a fixed random subset of the test split")

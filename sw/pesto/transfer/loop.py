@@ -51,7 +51,7 @@ class TransferConfig:
     epochs: int = 10
     batch_size: int = 64
     optimizer: str = "adam"
-    lr: float = 1e-3
+    lr: float = 5e-3                     # Rep-Net and the new classifier learn from scratch (1e-3 suits full fine-tuning)
     weight_decay: float = 0.0
     subset: int | None = None
     test_subset: int | None = None
