@@ -13,7 +13,8 @@ from pesto import artifact
 from pesto.driver import Accelerator
 from pesto.reference import network
 from pesto.transfer import TransferNet
-from pesto.transfer.deploy import backbone_values, connector_formats, graft, tconv_layers
+from pesto.transfer.connectors import backbone_ops
+from pesto.transfer.deploy import backbone_formats, backbone_values, connector_formats, graft, tconv_layers
 
 pytestmark = [pytest.mark.sim, pytest.mark.xdist_group("driver-sim")]
 
@@ -30,7 +31,8 @@ def transferred(art):
                 bn.running_mean.uniform_(-0.2, 0.2)
                 bn.running_var.uniform_(0.5, 2.0)
     values = backbone_values(net.backbone, net.input_shape, art.meta["input"]["mean"], art.meta["input"]["std"])
-    net.set_formats(connector_formats(art, values, net.connectors))
+    net.set_formats(connector_formats(art, values, net.connectors),
+                    backbone_formats(art, values, backbone_ops(net.backbone, net.input_shape)))
     return graft(art, values, net), net
 
 

@@ -8,6 +8,7 @@ Layout (format "pesto-transfer", version 1), written atomically, loaded with wei
                      the fingerprint of its accelerated layers and the export options that made it
     method, design, width, num_classes
     connectors       [{op, node, shape, grid, kind, frac}]     where Rep-Net meets the backbone
+    backbone_formats {fx node: frac}   the backbone's int16 values, which the forward rounds and saturates
     task             {dataset, classes, input_shape, mean, std, resize}
     state_dict       the TransferNet entries the method trains (model.saved_keys); the frozen backbone
                      is not copied: it is checked against backbone.state_sha256 instead
@@ -34,8 +35,8 @@ from .model import TransferNet, saved_keys
 
 FORMAT = "pesto-transfer"
 VERSION = 1
-REQUIRED = ("backbone", "backbone_artifact", "method", "design", "width", "num_classes", "connectors", "task",
-            "state_dict", "epoch")
+REQUIRED = ("backbone", "backbone_artifact", "method", "design", "width", "num_classes", "connectors",
+            "backbone_formats", "task", "state_dict", "epoch")
 
 
 def backbone_identity(ckpt: dict) -> dict:
@@ -55,6 +56,7 @@ def make_transfer(net: TransferNet, *, backbone: dict, backbone_artifact: dict, 
         "num_classes": net.classifier.out_features,
         "connectors": [{"op": c.op, "node": c.node, "shape": list(c.shape), "grid": list(c.grid), "kind": c.kind,
                         "frac": f} for c, f in zip(net.connectors, net.fracs)],
+        "backbone_formats": dict(net.value_fracs),
         "task": _plain(task),
         "state_dict": state, "state_sha256": state_checksum(state),
         "epoch": int(epoch),
@@ -128,5 +130,5 @@ def build_net(tckpt: dict, backbone_ckpt: dict) -> TransferNet:
                               f"backbone (missing {missing[:3]}, shape mismatches {shapes[:3]})")
     state.update({k: tckpt["state_dict"][k] for k in keys})
     net.load_state_dict(state)
-    net.set_formats([c["frac"] for c in tckpt["connectors"]])
+    net.set_formats([c["frac"] for c in tckpt["connectors"]], tckpt["backbone_formats"])
     return net.eval()

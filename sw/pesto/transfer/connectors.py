@@ -57,9 +57,11 @@ def backbone_ops(model: nn.Module, input_shape):
         model.train(was)
 
 
-def find_connectors(model: nn.Module, input_shape, every_block: bool = False) -> tuple[list[Connector], str]:
-    """(connectors in execution order, fx node name of the classifier) of a backbone."""
-    ops = backbone_ops(model, input_shape)
+def find_connectors(model: nn.Module, input_shape, every_block: bool = False,
+                    ops=None) -> tuple[list[Connector], str]:
+    """(connectors in execution order, fx node name of the classifier) of a backbone
+    (``ops``: its ``backbone_ops`` if already made)."""
+    ops = ops if ops is not None else backbone_ops(model, input_shape)
     by_name = {op.name: op for op in ops}
     pos = {op.name: i for i, op in enumerate(ops)}
     out = ops[-1]

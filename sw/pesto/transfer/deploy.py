@@ -117,6 +117,27 @@ def connector_formats(artifact: Artifact, values: dict, connectors) -> list[int 
     return out
 
 
+def backbone_formats(artifact: Artifact, values: dict, graph_ops) -> dict[str, int]:
+    """{fx node: int16 format} of every backbone value the artifact holds in int16: the output of
+    each ``tconv`` and int ``add`` node (at the last op of its fused chain), and float values the
+    artifact quantizes for the engine right away (the stem's output)."""
+    last: dict[str, object] = {}
+    for op in graph_ops:   # the latest op mapped to a node holds its value (an identity only aliases it)
+        if op.name in values and op.kind != "identity":
+            last[values[op.name]] = op
+    out = {}
+    for name, op in last.items():
+        node = artifact.node(name)
+        if node.op in ("tconv", "add") and node.frac is not None:
+            out[op.fx_node.name] = node.frac
+        elif node.frac is None and node.op not in ("input",):
+            users = [n for n in artifact.nodes if name in n.inputs]
+            fracs = {n.frac for n in users if n.op == "quantize"}
+            if users and len(fracs) == 1 and all(n.op == "quantize" for n in users):
+                out[op.fx_node.name] = fracs.pop()
+    return out
+
+
 # -- the graft ------------------------------------------------------------------------------
 def _folded(conv, bn, name):
     from ..export.exporter import _bn_affine
@@ -227,8 +248,11 @@ def export_transferred(tckpt, backbone=None, artifact=None, verify_images=None, 
                             f"({t['backbone_artifact']['options']})")
     values = backbone_values(net.backbone, net.input_shape, base.meta["input"]["mean"], base.meta["input"]["std"])
     fracs = connector_formats(base, values, net.connectors)
-    if fracs != net.fracs:
-        raise ArtifactError(f"connector formats {fracs} differ from those trained with ({net.fracs})")
+    from .connectors import backbone_ops
+    formats = backbone_formats(base, values, backbone_ops(net.backbone, net.input_shape))
+    if fracs != net.fracs or formats != net.value_fracs:
+        raise ArtifactError(f"the backbone artifact's int16 formats (connectors {fracs}) differ from those the "
+                            f"Rep-Net was trained with ({net.fracs}); pass the artifact it was trained against")
     out = graft(base, values, net)
     out.meta["model"]["source"] = str(t.get("path", "transfer checkpoint"))
     if verify_images is not None:

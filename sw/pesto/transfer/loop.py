@@ -34,6 +34,7 @@ from ..train.checkpoint import load_checkpoint, model_from_checkpoint
 from ..train.loop import evaluate
 from . import deploy
 from .checkpoint import backbone_identity, build_net, check_backbone, load_transfer, save_transfer
+from .connectors import backbone_ops
 from .memory import measure_step
 from .model import TransferNet, design_of, method_of
 
@@ -149,7 +150,8 @@ def prepare(cfg: TransferConfig, backbone_ckpt: dict) -> tuple[TransferNet, dict
     net = TransferNet(model, num_classes_of(cfg), cfg.method, cfg.design, cfg.width, input_shape=shape)
     art = deploy.backbone_artifact(backbone_ckpt, cfg.backbone_artifact, cfg.export_options)
     values = deploy.backbone_values(model, shape, art.meta["input"]["mean"], art.meta["input"]["std"])
-    net.set_formats(deploy.connector_formats(art, values, net.connectors))
+    formats = deploy.backbone_formats(art, values, backbone_ops(model, shape))
+    net.set_formats(deploy.connector_formats(art, values, net.connectors), formats)
     record = {"tconv_sha256": deploy.tconv_fingerprint(art), "options": cfg.export_options,
               "file": cfg.backbone_artifact}
     return net, record

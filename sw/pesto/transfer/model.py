@@ -147,6 +147,9 @@ class _Run(fx.Interpreter):
             (x,), _ = self.fetch_args_kwargs_from_env(n)
             return ops.linear(x, net.classifier)
         out = super().run_node(n)
+        f = net.value_fracs.get(n.name)
+        if f is not None:
+            out = ops.fake_quant(out, f)
         if n.op == "placeholder":
             self.p = out
             if net.reprogram is not None:
@@ -215,6 +218,7 @@ class TransferNet(nn.Module):
         self.reprogram = nn.Parameter(torch.zeros(1, *self.input_shape)) if self.method.trains == "reprogram" else None
         self._at = {c.node: i for i, c in enumerate(self.connectors)}
         self.fracs: list[int | None] = [None] * len(self.connectors)
+        self.value_fracs: dict[str, int] = {}
         self._set_trainable()
 
     # -- configuration --------------------------------------------------------------------
@@ -232,12 +236,21 @@ class TransferNet(nn.Module):
         for p in old.parameters():
             p.requires_grad_(False)
 
-    def set_formats(self, fracs: list[int | None]) -> None:
-        """The int16 format (fraction bits) the backbone carries each connector's value in, or None
-        where the value stays in float on the host; the connectors quantize to it (saturating)."""
+    def set_formats(self, fracs: list[int | None], values: dict[str, int] | None = None) -> None:
+        """The backbone artifact's int16 formats (fraction bits), which the forward models.
+
+        fracs: per connector, the format the backbone carries its value in (None: float on the
+        host); the connector quantizes x + p to it, saturating, as the deployed one does.
+        values: {fx node: format} of every backbone value the artifact holds in int16 (tconv and
+        add outputs, values quantized for the engine); the forward rounds and saturates them there
+        too, so a Rep-Net that pushes the backbone out of its calibrated range sees the saturation
+        it will meet on the board. Only for a frozen backbone (method repnet or last).
+        """
         if len(fracs) != len(self.connectors):
             raise ConfigError(f"{len(fracs)} formats for {len(self.connectors)} connectors")
         self.fracs = [None if f is None else int(f) for f in fracs]
+        frozen = self.method.trains in ("repnet", "classifier")
+        self.value_fracs = {str(k): int(v) for k, v in (values or {}).items()} if frozen else {}
 
     def train(self, mode: bool = True):
         super().train(mode)
