@@ -17,7 +17,8 @@ the connector adds them (eq 4.6): s = x + p. Which network receives s is the des
 
 The head connector always passes s to the classifier. Where the backbone receives s inside the
 accelerated part, it receives it quantized to the backbone's own int16 format at that point
-(``ops.fake_quant``, saturating), exactly what the deployed connector does.
+(``ops.fake_quant``, saturating), exactly what the deployed connector does; with a frozen backbone
+every int16 value of the backbone artifact is rounded and saturated so too (``set_formats``).
 
 Methods (what trains; every one trains a new classifier):
 
