@@ -65,6 +65,8 @@ RUNS = {  # run -> pesto transfer options; the first five are table 17's designs
     "bias-bn": ["--method", "bias-bn"],
     "input-reprogram": ["--method", "input-reprogram"],
 }
+# test images the integer pipeline (numpy reference, ~50 ms per image on one core) scores per task
+DEPLOY_IMAGES = {"fmnist59": 1000, "digits": 0}
 DESIGN_RUNS = ["repnet-none", "repnet-down", "repnet-up", "repnet-dual", "repnet-dual-all"]
 LABELS = {"repnet-dual": "Rep-Net (dual, d)", "repnet-none": "no connect (a)", "repnet-down": "down connect (b)",
           "repnet-up": "up connect (c)", "repnet-dual-all": "dual, every block", "last": "FT last layer",
@@ -96,7 +98,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run (0: torch's choice)")
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     ap.add_argument("--only", nargs="+", default=list(RUNS), choices=list(RUNS), help="runs to make")
-    ap.add_argument("--deploy-images", type=int, default=0, help="test images for the integer pipeline (0: all)")
+    ap.add_argument("--deploy-images", type=int, default=None,
+                    help="test images for the integer pipeline (0: all; default: DEPLOY_IMAGES)")
     args = ap.parse_args(argv)
     t_start = time.time()
     runs, out = Path(args.runs), Path(args.out)
@@ -171,11 +174,15 @@ def atomic_json(path: Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
 
 
-def deployed_accuracy(task: str, artifact_path: Path, limit: int) -> dict:
+def deployed_accuracy(task: str, artifact_path: Path, ckpt: dict, limit: int) -> dict:
+    """The integer pipeline (driver, `ref` backend) and the torch model on the same test images."""
     import numpy as np
+    import torch
     from pesto import artifact
     from pesto.data import load_splits, select_classes
     from pesto.driver import Accelerator
+    from pesto.reference.network import normalize
+    from pesto.transfer.checkpoint import build_net, load_backbone
     from pesto.transfer.deploy import tconv_layers
     data = {"fmnist59": ("fashion-mnist", [5, 6, 7, 8, 9]), "digits": ("digits", None)}[task]
     _, test = load_splits(data[0], augment=False, input_size=28)
@@ -187,8 +194,14 @@ def deployed_accuracy(task: str, artifact_path: Path, limit: int) -> dict:
     t0 = time.perf_counter()
     with Accelerator(art, backend="ref") as acc:
         pred = np.concatenate([acc.classify(x[i:i + 250]) for i in range(0, len(x), 250)])
-    return {"images": int(len(y)), "accuracy": float(100 * (pred == y).mean()), "seconds": time.perf_counter() - t0,
-            "tconv_layers": len(tconv_layers(artifact_path.read_bytes()))}
+    seconds = time.perf_counter() - t0
+    net = build_net(ckpt, load_backbone(ckpt))
+    with torch.no_grad():
+        want = np.concatenate([net(torch.from_numpy(normalize(art, x[i:i + 250]))).argmax(1).numpy()
+                               for i in range(0, len(x), 250)])
+    return {"images": int(len(y)), "accuracy": float(100 * (pred == y).mean()),
+            "torch_accuracy": float(100 * (want == y).mean()), "agreement": float(100 * (pred == want).mean()),
+            "seconds": seconds, "tconv_layers": len(tconv_layers(artifact_path.read_bytes()))}
 
 
 def torch_accuracy(t: dict) -> dict:
@@ -209,8 +222,11 @@ def collect(args, runs: Path, bb_art: Path, commands: list[str], wall_s: float) 
     import torch
     from pesto.transfer.checkpoint import load_transfer
     from pesto.transfer.deploy import tconv_layers
+    from pesto.train.checkpoint import load_checkpoint
     bb = json.loads((runs / "backbone.json").read_text())
     bb_layers = tconv_layers(bb_art.read_bytes())
+    state = load_checkpoint(runs / "backbone.pt")["state_dict"]
+    bb["parameters"] = sum(v.numel() for k, v in state.items() if v.is_floating_point() and "running" not in k)
     res = {"command": "python benchmarks/transfer/bench_transfer.py " + " ".join(sys.argv[1:]),
            "commands": commands, "budget": args.budget, "machine": f"{platform.machine()} {os.cpu_count()} cores",
            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "wall_min": wall_s / 60,
@@ -230,13 +246,42 @@ def collect(args, runs: Path, bb_art: Path, commands: list[str], wall_s: float) 
                    "connectors": [c["op"] for c in t["connectors"]]}
             art = runs / f"{task}_{run}.pesto"
             if art.is_file():
-                dep = deployed_accuracy(task, art, args.deploy_images)
+                limit = args.deploy_images if args.deploy_images is not None else DEPLOY_IMAGES[task]
+                dep = deployed_accuracy(task, art, t, limit)
                 same = tconv_layers(art.read_bytes()) == bb_layers
                 row["deployed"] = {**dep, "tconv_byte_identical": same}
             rows[run] = row
         res["tasks"][task] = rows
     res["targets"] = targets(res)
+    res["board"] = {task: board_estimate(rows, res["backbone"]) for task, rows in res["tasks"].items()}
     return res
+
+
+# The PYNQ-Z1's ARM Cortex-A9 at 650 MHz: NEON issues a 4-lane float32 multiply-accumulate every 2 cycles,
+# 4 FLOP/cycle = 2.6 GFLOP/s per core at peak (3.99 GFLOP/s measured at 1 GHz on a Cortex-A9); a training
+# step in numpy/BLAS reaches a fraction of it, assumed 10 % (pessimistic) to 50 % (optimistic).
+A9_PEAK_FLOPS = 4 * 650e6
+A9_SUSTAINED = (0.10, 0.50)
+ACCEL_MS_PER_IMAGE = 2.29   # the 18 accelerated layers of the 28x28 ResNet-20 on the RTL (docs/benchmarks.md)
+
+
+def board_estimate(rows: dict, bb: dict) -> dict:
+    """Memory and ARM time per training step on the board, from this run's measured figures."""
+    out = {}
+    fwd = rows.get("last", {}).get("memory", {}).get("flops")   # backbone forward (+ a linear layer)
+    for run in ("repnet-dual", "last", "full"):
+        if run not in rows:
+            continue
+        m = rows[run]["memory"]
+        batch = m["batch"]
+        mem = m["saved_activation_bytes"] + m["trainable_bytes"] + 4 * bb["parameters"] + batch * 28 * 28 * 4
+        arm = m["flops"] - (fwd or 0) if run != "full" else m["flops"]
+        e = {"batch": batch, "memory_bytes": mem, "flops": m["flops"], "arm_flops": arm,
+             "accel_s": ACCEL_MS_PER_IMAGE * batch / 1e3 if run != "full" else None,
+             "arm_s": [arm / (A9_PEAK_FLOPS * f) for f in reversed(A9_SUSTAINED)],
+             "x86_step_s": m["step_seconds"]}
+        out[run] = e
+    return out
 
 
 def targets(res: dict) -> dict:
@@ -258,6 +303,12 @@ def targets(res: dict) -> dict:
             "design_order": sorted(designs, key=lambda k: -designs[k]),
         }
     return out
+
+
+def deployed(d) -> str:
+    if not d:
+        return "-"
+    return f"{d['accuracy']:.2f} / {d['torch_accuracy']:.2f} ({d['images']} img, {d['agreement']:.1f} % same)"
 
 
 def mb(v) -> str:
@@ -286,28 +337,27 @@ def markdown(res: dict) -> str:
         first = next(iter(rows.values()))
         lines += [f"## {TASK_NAMES[task]} (table 18/19 analogue)", "",
                   f"batch {first['memory']['batch']}, {first['steps']} steps per run", "",
-                  "| method | test acc % | deployed acc % (int) | act. MB | x | train. MB | t16 MB | RSS+ MB | "
+                  "| method | test acc % | deployed: int / torch % | act. MB | x | train. MB | t16 MB | RSS+ MB | "
                   "trainable params |", "|---|---|---|---|---|---|---|---|---|"]
         for run in ["repnet-dual", "last", "full", "bias-bn", "input-reprogram"]:
             if run not in rows:
                 continue
             r, m = rows[run], rows[run]["memory"]
-            dep = r.get("deployed", {}).get("accuracy")
+            dep = r.get("deployed")
             ratio = f"{full_act / m['saved_activation_bytes']:.1f}" if full_act and m["saved_activation_bytes"] else "-"
-            lines.append(f"| {LABELS[run]} | {r['test_acc']:.2f} | {'-' if dep is None else f'{dep:.2f}'} | "
+            lines.append(f"| {LABELS[run]} | {r['test_acc']:.2f} | {deployed(dep)} | "
                          f"{mb(m['saved_activation_bytes'])} | {ratio} | {mb(m['trainable_bytes'])} | "
                          f"{mb(m['table16']['activation_bytes'])} | {mb(m['step_rss_rise_bytes'])} | "
                          f"{m['trainable_params']:,} |")
         lines += ["", f"### {TASK_NAMES[task]}: connection designs (table 17 analogue)", "",
-                  "| design | test acc % | best epoch acc % | deployed acc % (int) | act. MB | train. MB | "
+                  "| design | test acc % | best epoch acc % (curve) | deployed: int / torch % | act. MB | train. MB | "
                   "connectors |", "|---|---|---|---|---|---|---|"]
         for run in DESIGN_RUNS:
             if run not in rows:
                 continue
             r, m = rows[run], rows[run]["memory"]
-            dep = r.get("deployed", {}).get("accuracy")
             lines.append(f"| {LABELS[run]} | {r['test_acc']:.2f} | {r['best_acc']:.2f} | "
-                         f"{'-' if dep is None else f'{dep:.2f}'} | {mb(m['saved_activation_bytes'])} | "
+                         f"{deployed(r.get('deployed'))} | {mb(m['saved_activation_bytes'])} | "
                          f"{mb(m['trainable_bytes'])} | {len(r['connectors'])} |")
         same = [r["deployed"]["tconv_byte_identical"] for r in rows.values() if "deployed" in r]
         if same:
@@ -323,6 +373,20 @@ def markdown(res: dict) -> str:
                   f"than full: {yes(t['ratio_at_least_3'])} ({t['activation_ratio_full_over_repnet']:.1f}x); dual "
                   f">= every other design: {yes(t['dual_at_least_as_good'])} (order: "
                   f"{' > '.join(t['design_order'])})"]
+    lines += ["", "## Training on the board (estimate from the figures above)", "",
+              "Memory = saved activations + trainable state + the backbone's float32 weights + the input batch. ARM "
+              "time = FLOPs of the step (torch's count) that the ARM would run / (2.6 GFLOP/s NEON peak per core x "
+              "50 % .. 10 %); with Rep-Net and last-layer the backbone's forward runs on the accelerator "
+              f"({ACCEL_MS_PER_IMAGE} ms per image, RTL cycles at 100 MHz) and its FLOPs leave the ARM's share; "
+              "full fine-tuning needs the float backbone on the ARM.", "",
+              "| task | method | batch | memory MB | FLOPs/step (G) | ARM share (G) | accelerator s | ARM s (one core) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for task, runs_ in res.get("board", {}).items():
+        for run, e in runs_.items():
+            acc = "-" if e["accel_s"] is None else f"{e['accel_s']:.2f}"
+            lines.append(f"| {TASK_NAMES[task]} | {LABELS[run]} | {e['batch']} | {e['memory_bytes'] / 1e6:.1f} | "
+                         f"{e['flops'] / 1e9:.2f} | {e['arm_flops'] / 1e9:.2f} | {acc} | "
+                         f"{e['arm_s'][0]:.1f} .. {e['arm_s'][1]:.1f} |")
     lines += ["", "Commands:", "", "```"] + res["commands"] + ["```", ""]
     return "\n".join(lines)
 
