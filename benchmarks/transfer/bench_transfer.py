@@ -395,6 +395,7 @@ def plots(res: dict, out: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401
     tasks = list(res["tasks"])
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.5), squeeze=False)
     for ax, task in zip(axes[0], tasks):
@@ -404,6 +405,8 @@ def plots(res: dict, out: Path) -> None:
             ax.scatter([x], [r["test_acc"]], s=50, marker="*" if run == "repnet-dual" else "o")
             ax.annotate(LABELS[run], (x, r["test_acc"]), fontsize=8, xytext=(4, 2), textcoords="offset points")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_xlabel("training memory per step: saved activations + trainable state (MB, log)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(TASK_NAMES[task])
