@@ -27,8 +27,10 @@ they are, so a reader can tell corruption from a newer version. Never pickled.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,11 +40,11 @@ import numpy as np
 from . import geometry
 from .errors import ArtifactError, ConfigError
 from .hwspec.protocol import encode_codes
-from .ir import TernaryConv
+from .ir import SharedTernaryConv, SubnetStage, TernaryConv
 from .util import atomic_write_bytes, sha256
 
 MAGIC = b"PESTOART"
-FORMAT_VERSION = (1, 0)
+FORMAT_VERSION = (1, 1)   # 1.1: sub-nets (docs/subnets.md)
 HEADER = struct.Struct("<8sHHIQQ")   # magic, major, minor, flags, manifest bytes, blob bytes
 DIGEST_BYTES = 32
 ALIGN = 8
@@ -64,6 +66,17 @@ OPS = {
     "flatten": "float",
 }
 _BLOB_DTYPES = {"<f4", "<i2", "|u1", "<i8", "|i1"}
+MAX_SUBNETS = 16
+SUBNET_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+_STAGE_KEYS = ("issue", "mult", "shift", "bias")   # what a tconv stores per sub-net
+
+
+@dataclass
+class Subnet:
+    """One sub-net of a multi-sub-net artifact: its name and metadata (docs/subnets.md)."""
+
+    name: str
+    meta: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -75,8 +88,10 @@ class Node:
     inputs: list[str] = field(default_factory=list)
     attrs: dict = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)   # host layers' float params
-    layer: TernaryConv | None = None                                 # op == "tconv"
+    layer: TernaryConv | None = None                                 # op == "tconv", K = 1
     frac: int | None = None
+    shared: SharedTernaryConv | None = None                          # op == "tconv", K > 1
+    subnet_arrays: list[dict[str, np.ndarray]] | None = None         # host arrays per sub-net, K > 1
 
     @property
     def on_host(self) -> bool:
@@ -93,8 +108,10 @@ class Artifact:
     nodes: list[Node]
     output: str
     meta: dict = field(default_factory=dict)
+    subnets: list[Subnet] = field(default_factory=list)   # empty: one sub-net (K = 1)
 
     def __post_init__(self):
+        self._views: dict[int, Artifact] = {}
         self.validate()
 
     # -- access ---------------------------------------------------------------------------
@@ -106,8 +123,77 @@ class Artifact:
 
     @property
     def layers(self) -> list[TernaryConv]:
-        """The accelerated layers in execution order."""
+        """The accelerated layers in execution order (K = 1; pick a sub-net first otherwise)."""
+        self._single("layers")
         return [n.layer for n in self.nodes if n.op == "tconv"]
+
+    # -- sub-nets (docs/subnets.md) -------------------------------------------------------
+    @property
+    def num_subnets(self) -> int:
+        return max(len(self.subnets), 1)
+
+    @property
+    def subnet_names(self) -> list[str]:
+        if self.subnets:
+            return [s.name for s in self.subnets]
+        return [self.meta.get("subnet", {}).get("name", "default")]
+
+    def subnet_index(self, key) -> int:
+        """The index of sub-net ``key`` (an index or a name)."""
+        names = self.subnet_names
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            if 0 <= key < len(names):
+                return int(key)
+            raise ConfigError(f"sub-net index {key} out of range: this artifact holds {len(names)} "
+                              f"sub-net(s) (0..{len(names) - 1}: {', '.join(names)})")
+        if isinstance(key, str) and key in names:
+            return names.index(key)
+        raise ConfigError(f"no sub-net {key!r}; this artifact holds: "
+                          + ", ".join(f"{i} {n!r}" for i, n in enumerate(names)))
+
+    def subnet(self, key) -> "Artifact":
+        """Sub-net ``key`` (index or name) as a plain K = 1 artifact: what that sub-net computes."""
+        k = self.subnet_index(key)
+        if not self.subnets:
+            return self
+        if k not in self._views:
+            nodes = []
+            for node in self.nodes:
+                view = Node(node.name, node.op, list(node.inputs), dict(node.attrs), dict(node.arrays),
+                            frac=node.frac)
+                if node.op == "tconv":
+                    view.layer = node.shared.subnet(k)
+                    view.attrs["nnz_groups"] = view.layer.nnz_groups
+                elif node.subnet_arrays:
+                    view.arrays.update(node.subnet_arrays[k])
+                nodes.append(view)
+            meta = copy.deepcopy(self.meta)
+            meta["subnet"] = {"index": k, "name": self.subnets[k].name, "of": len(self.subnets),
+                              "names": self.subnet_names, "meta": copy.deepcopy(self.subnets[k].meta)}
+            self._views[k] = Artifact(nodes, self.output, meta)
+        return self._views[k]
+
+    @property
+    def shared_layers(self) -> list[SharedTernaryConv]:
+        """The accelerated layers as the engine stores them: codes once, K issue maps and stages."""
+        return [n.shared if n.shared is not None else SharedTernaryConv.from_layer(n.layer)
+                for n in self.nodes if n.op == "tconv"]
+
+    def subnet_stats(self) -> list[dict]:
+        """Per sub-net: name, meta and its totals (groups, issued groups, group sparsity, eq 2.8, G/G_k)."""
+        return [{"index": k, "name": name, "meta": self.subnets[k].meta if self.subnets else {},
+                 **self.subnet(k).totals()} for k, name in enumerate(self.subnet_names)]
+
+    def storage_stats(self) -> list[dict]:
+        """Per layer, what is stored: the union of the sub-nets' groups (K = 1: ``layer_stats``)."""
+        if not self.subnets:
+            return self.layer_stats()
+        return [layer_stats(s) for s in self.shared_layers]
+
+    def _single(self, what: str) -> None:
+        if self.subnets:
+            raise ConfigError(f"this artifact holds {len(self.subnets)} sub-nets ({', '.join(self.subnet_names)}); "
+                              f"{what} belong to one of them: use artifact.subnet(k) first")
 
     @property
     def host_nodes(self) -> list[Node]:
@@ -137,18 +223,35 @@ class Artifact:
         return totals(self.layer_stats())
 
     def describe(self) -> str:
-        """The per-layer table (shape, groups, non-zero groups, eq 2.8, G/G_nz) with totals."""
-        return format_table(self.layer_stats(), self.totals())
+        """The per-layer table (shape, groups, non-zero groups, eq 2.8, G/G_nz) with totals; with
+        sub-nets one table per sub-net, then what is stored (the union of their groups)."""
+        if not self.subnets:
+            return format_table(self.layer_stats(), self.totals())
+        parts = []
+        for k, name in enumerate(self.subnet_names):
+            view = self.subnet(k)
+            parts.append(f"sub-net {k} {name!r}:\n{format_table(view.layer_stats(), view.totals())}")
+        stored = self.storage_stats()
+        parts.append(f"stored (union of the {len(self.subnets)} sub-nets' groups):\n"
+                     f"{format_table(stored, totals(stored))}")
+        return "\n\n".join(parts)
 
     def __repr__(self) -> str:
+        name = self.meta.get('model', {}).get('name', '?')
+        if self.subnets:
+            subs = ", ".join(f"{s['name']} {100 * s['group_sparsity']:.1f}%" for s in self.subnet_stats())
+            return (f"Artifact({name}: {len(self.nodes)} nodes, {len(self.shared_layers)} accelerated layers, "
+                    f"{len(self.subnets)} sub-nets with group sparsity {subs})")
         t = self.totals()
-        return (f"Artifact({self.meta.get('model', {}).get('name', '?')}: {len(self.nodes)} nodes, "
+        return (f"Artifact({name}: {len(self.nodes)} nodes, "
                 f"{t['layers']} accelerated layers, group sparsity {100 * t['group_sparsity']:.1f}%, "
                 f"eq 2.8 {fmt_rate(t['compression'])}x)")
 
     # -- checks ---------------------------------------------------------------------------
     def validate(self) -> None:
-        """Graph consistency: names unique, inputs defined before use, formats agree."""
+        """Graph consistency: names unique, inputs defined before use, formats agree; sub-nets
+        consistent (docs/subnets.md)."""
+        self._validate_subnets()
         seen: dict[str, Node] = {}
         for node in self.nodes:
             where = f"node {node.name!r} ({node.op})"
@@ -177,19 +280,51 @@ class Artifact:
             if node.op in ("shortcut", "maxpool", "relu") and node.frac != ins[0].frac:
                 raise ConfigError(f"{where}: keeps its input's format {ins[0].frac}, not {node.frac}")
             if node.op == "tconv":
-                if node.layer is None:
-                    raise ConfigError(f"{where}: no TernaryConv attached")
-                if node.layer.f_in != ins[0].frac or node.layer.f_out != node.frac:
-                    raise ConfigError(f"{where}: layer formats (f_in={node.layer.f_in}, f_out="
-                                      f"{node.layer.f_out}) disagree with the graph ({ins[0].frac}, {node.frac})")
+                layer = node.shared if self.subnets else node.layer
+                if layer is None:
+                    raise ConfigError(f"{where}: no {'SharedTernaryConv' if self.subnets else 'TernaryConv'} attached")
+                if layer.f_in != ins[0].frac or layer.f_out != node.frac:
+                    raise ConfigError(f"{where}: layer formats (f_in={layer.f_in}, f_out="
+                                      f"{layer.f_out}) disagree with the graph ({ins[0].frac}, {node.frac})")
             seen[node.name] = node
         if self.output not in seen:
             raise ConfigError(f"output node {self.output!r} is not in the graph")
 
+    def _validate_subnets(self) -> None:
+        k = len(self.subnets)
+        if k == 1 or k > MAX_SUBNETS:
+            raise ConfigError(f"an artifact holds 1 sub-net (no list) or 2..{MAX_SUBNETS}, got {k}")
+        names = set()
+        for s in self.subnets:
+            if not isinstance(s.name, str) or not SUBNET_NAME.fullmatch(s.name) or s.name in names:
+                raise ConfigError(f"sub-net name {s.name!r} must be unique, 1-32 characters of [A-Za-z0-9_.-]")
+            if not isinstance(s.meta, dict):
+                raise ConfigError(f"sub-net {s.name!r}: meta must be an object")
+            names.add(s.name)
+        for node in self.nodes:
+            where = f"node {node.name!r} ({node.op})"
+            if node.op == "tconv" and k and (node.shared is None or node.shared.num_subnets != k):
+                raise ConfigError(f"{where}: needs a SharedTernaryConv with one stage per sub-net ({k})")
+            if node.op == "tconv" and not k and node.shared is not None:
+                raise ConfigError(f"{where}: a shared layer in an artifact without sub-nets")
+            if node.subnet_arrays is None:
+                continue
+            if node.op == "tconv" or not k or len(node.subnet_arrays) != k:
+                raise ConfigError(f"{where}: per-sub-net arrays need a host node and one entry per sub-net ({k})")
+            keys = set(node.subnet_arrays[0])
+            for i, arrays in enumerate(node.subnet_arrays):
+                if set(arrays) != keys or keys & set(node.arrays):
+                    raise ConfigError(f"{where}: sub-net {i} has arrays {sorted(arrays)}, expected {sorted(keys)} "
+                                      f"and none of the shared ones {sorted(node.arrays)}")
+                for key in keys:
+                    if arrays[key].shape != node.subnet_arrays[0][key].shape:
+                        raise ConfigError(f"{where}: array {key!r} of sub-net {i} has shape {arrays[key].shape}, "
+                                          f"sub-net 0's has {node.subnet_arrays[0][key].shape}")
+
 
 # -- per-layer statistics (eq 2.8) ----------------------------------------------------------
 
-def layer_stats(layer: TernaryConv) -> dict:
+def layer_stats(layer: TernaryConv | SharedTernaryConv) -> dict:
     n, c, kh, kw = layer.codes.shape
     g_total = n * layer.groups
     nnz = layer.nnz_groups
@@ -261,7 +396,7 @@ def pack_codes(codes: np.ndarray, cg: int) -> tuple[np.ndarray, np.ndarray]:
     groups = geometry.group_view(np.asarray(codes, dtype=np.int8), cg)   # (N, G, cg*Kh*Kw)
     indexer = (groups != 0).any(axis=2)
     nz = encode_codes(groups[indexer].reshape(-1))
-    return (np.packbits(indexer.reshape(-1), bitorder="little"), _pack2(nz))
+    return pack_mask(indexer), _pack2(nz)
 
 
 def unpack_codes(indexer: np.ndarray, packed: np.ndarray, shape, cg: int) -> np.ndarray:
@@ -270,12 +405,7 @@ def unpack_codes(indexer: np.ndarray, packed: np.ndarray, shape, cg: int) -> np.
     n, c, kh, kw = (int(v) for v in shape)
     g = geometry.num_groups(c, cg)
     gsize = cg * kh * kw
-    if indexer.size != math.ceil(n * g / 8):
-        raise ArtifactError(f"indexer has {indexer.size} bytes, expected {math.ceil(n * g / 8)} for {n}x{g} groups")
-    bits = np.unpackbits(indexer, bitorder="little")
-    if bits[n * g:].any():
-        raise ArtifactError("indexer has bits set past its last group")
-    mask = bits[:n * g].astype(bool).reshape(n, g)
+    mask = unpack_mask(indexer, n, g, "indexer")
     nnz = int(mask.sum())
     if packed.size != code_bytes(nnz, cg, kh, kw):
         raise ArtifactError(f"codes blob has {packed.size} bytes, the indexer's {nnz} non-zero groups "
@@ -336,21 +466,34 @@ def to_bytes(artifact: Artifact) -> bytes:
                  "attrs": dict(node.attrs), "blobs": {}}
         for key, arr in node.arrays.items():
             entry["blobs"][key] = add_blob(f"{node.name}/{key}", arr)
-        if node.op == "tconv":
+        if node.op == "tconv" and not artifact.subnets:
             layer = node.layer
             indexer, codes = pack_codes(layer.codes, layer.cg)
             entry["attrs"].update(_layer_attrs(layer))
             entry["blobs"].update(
                 indexer=add_blob(f"{node.name}/indexer", indexer),
                 codes=add_blob(f"{node.name}/codes", codes),
-                mult=add_blob(f"{node.name}/mult", layer.mult.astype("<i2")),
-                shift=add_blob(f"{node.name}/shift", layer.shift.astype(np.uint8)),
-                bias=add_blob(f"{node.name}/bias", layer.bias.astype("<i8")))
+                **_stage_blobs(add_blob, node.name, layer))
+        elif node.op == "tconv":
+            shared = node.shared
+            indexer, codes = pack_codes(shared.codes, shared.cg)
+            entry["attrs"].update(_layer_attrs(shared))
+            entry["blobs"].update(indexer=add_blob(f"{node.name}/indexer", indexer),
+                                  codes=add_blob(f"{node.name}/codes", codes))
+            entry["subnet_blobs"] = [
+                {"issue": add_blob(f"{node.name}/{k}/issue", pack_mask(st.issue)),
+                 **_stage_blobs(add_blob, f"{node.name}/{k}", st)}
+                for k, st in enumerate(shared.stages)]
+        elif node.subnet_arrays:
+            entry["subnet_blobs"] = [{key: add_blob(f"{node.name}/{k}/{key}", arr) for key, arr in arrays.items()}
+                                     for k, arrays in enumerate(node.subnet_arrays)]
         nodes.append(entry)
     manifest = {
         "format": "pesto-artifact", "format_version": list(FORMAT_VERSION),
         "meta": artifact.meta, "output": artifact.output, "nodes": nodes, "blobs": table,
     }
+    if artifact.subnets:
+        manifest["subnets"] = [{"name": s.name, "meta": s.meta} for s in artifact.subnets]
     mbytes = json.dumps(manifest, separators=(",", ":"), allow_nan=False).encode("utf-8")
     mbytes += b" " * ((-len(mbytes)) % ALIGN)
     body = HEADER.pack(MAGIC, *FORMAT_VERSION, 0, len(mbytes), offset) + mbytes + b"".join(blobs)
@@ -423,28 +566,45 @@ def _parse(data: bytes, mlen: int, blen: int) -> Artifact:
             raise ArtifactError(f"blob {name!r}: {nbytes} bytes do not hold shape {shape} of {dtype}")
         return np.frombuffer(data, dtype=dt, count=math.prod(shape), offset=blob_base + off).reshape(shape).copy()
 
+    subnets = [Subnet(s["name"], s["meta"]) for s in manifest.get("subnets", [])]
+    if len(subnets) == 1 or len(subnets) > MAX_SUBNETS:
+        raise ArtifactError(f"{len(subnets)} sub-nets listed; an artifact lists none or 2..{MAX_SUBNETS}")
     nodes = []
     for entry in manifest["nodes"]:
         attrs = dict(entry["attrs"])
         blobs = {k: blob(v) for k, v in entry["blobs"].items()}
+        per_subnet = entry.get("subnet_blobs")
+        if per_subnet is not None and (not subnets or len(per_subnet) != len(subnets)):
+            raise ArtifactError(f"node {entry['name']!r}: {len(per_subnet)} per-sub-net blob sets for "
+                                f"{len(subnets)} sub-nets")
+        per_subnet = [{k: blob(v) for k, v in sb.items()} for sb in per_subnet or []]
         frac = entry["frac"]
         node = Node(str(entry["name"]), str(entry["op"]), [str(i) for i in entry["inputs"]], attrs,
                     frac=None if frac is None else int(frac))
-        if node.op == "tconv":
+        if node.op == "tconv" and not subnets:
             node.layer = _layer_from(node.name, attrs, blobs)
+        elif node.op == "tconv":
+            node.shared = _shared_from(node.name, attrs, blobs, per_subnet)
         else:
             node.arrays = blobs
+            node.subnet_arrays = per_subnet or None
         nodes.append(node)
-    return Artifact(nodes, str(manifest["output"]), manifest["meta"])
+    return Artifact(nodes, str(manifest["output"]), manifest["meta"], subnets)
 
 
-def _layer_attrs(layer: TernaryConv) -> dict:
+def _layer_attrs(layer: TernaryConv | SharedTernaryConv) -> dict:
     return {"shape": list(layer.codes.shape), "cg": layer.cg, "stride": layer.stride,
             "padding": layer.padding, "relu": bool(layer.relu), "f_in": layer.f_in,
             "f_out": layer.f_out, "groups": layer.groups, "nnz_groups": layer.nnz_groups}
 
 
-def _layer_from(name: str, attrs: dict, blobs: dict) -> TernaryConv:
+def _stage_blobs(add_blob, prefix: str, stage) -> dict:
+    return {"mult": add_blob(f"{prefix}/mult", stage.mult.astype("<i2")),
+            "shift": add_blob(f"{prefix}/shift", stage.shift.astype(np.uint8)),
+            "bias": add_blob(f"{prefix}/bias", stage.bias.astype("<i8"))}
+
+
+def _stored_codes(name: str, attrs: dict, blobs: dict) -> tuple[np.ndarray, int, list[int]]:
     shape = [int(v) for v in attrs["shape"]]
     if len(shape) != 4 or min(shape) < 1:
         raise ArtifactError(f"layer {name!r}: bad weight shape {shape}")
@@ -452,13 +612,117 @@ def _layer_from(name: str, attrs: dict, blobs: dict) -> TernaryConv:
     if math.prod(shape[:1] + [geometry.padded_channels(shape[1], cg)] + shape[2:]) > 1 << 31:
         raise ArtifactError(f"layer {name!r}: shape {shape} with Cg={cg} is implausibly large")
     codes = unpack_codes(blobs["indexer"], blobs["codes"], shape, cg)
-    layer = TernaryConv(name=name, codes=codes, mult=blobs["mult"], shift=blobs["shift"],
-                        bias=blobs["bias"], stride=int(attrs["stride"]), padding=int(attrs["padding"]),
-                        cg=cg, relu=bool(attrs["relu"]), f_in=int(attrs["f_in"]), f_out=int(attrs["f_out"]))
-    if layer.nnz_groups != int(attrs["nnz_groups"]):
+    nnz = int(geometry.group_indexer(codes, cg).sum())
+    if nnz != int(attrs["nnz_groups"]):
         raise ArtifactError(f"layer {name!r}: manifest says {attrs['nnz_groups']} non-zero groups, "
-                            f"the indexer holds {layer.nnz_groups}")
-    return layer
+                            f"the indexer holds {nnz}")
+    return codes, cg, shape
+
+
+def _layer_from(name: str, attrs: dict, blobs: dict) -> TernaryConv:
+    codes, cg, _ = _stored_codes(name, attrs, blobs)
+    return TernaryConv(name=name, codes=codes, mult=blobs["mult"], shift=blobs["shift"],
+                       bias=blobs["bias"], stride=int(attrs["stride"]), padding=int(attrs["padding"]),
+                       cg=cg, relu=bool(attrs["relu"]), f_in=int(attrs["f_in"]), f_out=int(attrs["f_out"]))
+
+
+def _shared_from(name: str, attrs: dict, blobs: dict, per_subnet: list[dict]) -> SharedTernaryConv:
+    if set(blobs) != {"indexer", "codes"}:
+        raise ArtifactError(f"layer {name!r}: a shared layer stores indexer and codes, its stages per "
+                            f"sub-net; found blobs {sorted(blobs)}")
+    codes, cg, shape = _stored_codes(name, attrs, blobs)
+    stages = []
+    for k, sb in enumerate(per_subnet):
+        if set(sb) != set(_STAGE_KEYS):
+            raise ArtifactError(f"layer {name!r}: sub-net {k} stores {sorted(sb)}, expected {list(_STAGE_KEYS)}")
+        issue = unpack_mask(sb["issue"], shape[0], geometry.num_groups(shape[1], cg))
+        stages.append(SubnetStage(issue, sb["mult"], sb["shift"], sb["bias"]))
+    return SharedTernaryConv(name, codes, stages, stride=int(attrs["stride"]), padding=int(attrs["padding"]),
+                             cg=cg, relu=bool(attrs["relu"]), f_in=int(attrs["f_in"]), f_out=int(attrs["f_out"]))
+
+
+def pack_mask(mask: np.ndarray) -> np.ndarray:
+    """bool (N, G) -> bytes: bit n*G + g, LSB first (the layout of the group indexer)."""
+    return np.packbits(np.asarray(mask, dtype=bool).reshape(-1), bitorder="little")
+
+
+def unpack_mask(packed: np.ndarray, n: int, g: int, what: str = "group mask") -> np.ndarray:
+    """Inverse of ``pack_mask``; ArtifactError on a wrong size or bits set past the last group."""
+    if packed.size != math.ceil(n * g / 8):
+        raise ArtifactError(f"{what} has {packed.size} bytes, expected {math.ceil(n * g / 8)} for {n}x{g} groups")
+    bits = np.unpackbits(packed, bitorder="little")
+    if bits[n * g:].any():
+        raise ArtifactError(f"{what} has bits set past its last group")
+    return bits[:n * g].astype(bool).reshape(n, g)
+
+
+# -- merging sub-nets ------------------------------------------------------------------------
+
+def merge_subnets(views: list[Artifact], names: list[str], metas: list[dict] | None = None,
+                  meta: dict | None = None) -> Artifact:
+    """One K-sub-net artifact from K plain artifacts of the same graph (docs/subnets.md).
+
+    The views must agree on the graph and every format; their codes must agree wherever two of
+    them compute the same group. Stored: the union of their groups' codes once, per sub-net its
+    issue map (its non-zero groups) and output stages; host arrays equal in every view once,
+    the others per sub-net. ``merged.subnet(k)`` gives ``views[k]`` back, layer for layer.
+    """
+    k = len(views)
+    metas = metas if metas is not None else [{} for _ in views]
+    if not 2 <= k <= MAX_SUBNETS or len(names) != k or len(metas) != k:
+        raise ConfigError(f"merge_subnets: 2..{MAX_SUBNETS} artifacts with one name and meta each, "
+                          f"got {k} artifacts, {len(names)} names, {len(metas)} metas")
+    if any(v.subnets for v in views):
+        raise ConfigError("merge_subnets: the inputs must be single-sub-net artifacts")
+    base = views[0]
+    nodes = []
+    for i, node in enumerate(base.nodes):
+        peers = [v.nodes[i] if i < len(v.nodes) else None for v in views]
+        for j, p in enumerate(peers):
+            if p is None or (p.name, p.op, p.inputs, p.frac) != (node.name, node.op, node.inputs, node.frac):
+                raise ConfigError(f"merge_subnets: sub-net {names[j]!r} differs from {names[0]!r} at node "
+                                  f"{node.name!r} (graph or format); export every sub-net with shared formats")
+        merged = Node(node.name, node.op, list(node.inputs), dict(node.attrs), frac=node.frac)
+        if node.op == "tconv":
+            merged.shared = _merge_layer([p.layer for p in peers], names)
+            merged.attrs.pop("alpha", None)
+            merged.attrs["alpha"] = [p.attrs.get("alpha") for p in peers]
+        else:
+            if any(set(p.arrays) != set(node.arrays) for p in peers):
+                raise ConfigError(f"merge_subnets: node {node.name!r} holds other arrays in some sub-nets")
+            for key, arr in node.arrays.items():
+                if all(np.array_equal(p.arrays[key], arr) and p.arrays[key].dtype == arr.dtype for p in peers):
+                    merged.arrays[key] = arr
+            own = [key for key in node.arrays if key not in merged.arrays]
+            if own:
+                merged.subnet_arrays = [{key: p.arrays[key] for key in own} for p in peers]
+        nodes.append(merged)
+    if any(len(v.nodes) != len(base.nodes) or v.output != base.output for v in views):
+        raise ConfigError("merge_subnets: the artifacts have different graphs")
+    return Artifact(nodes, base.output, copy.deepcopy(meta if meta is not None else base.meta),
+                    [Subnet(n, dict(m)) for n, m in zip(names, metas)])
+
+
+def _merge_layer(layers: list[TernaryConv], names: list[str]) -> SharedTernaryConv:
+    first = layers[0]
+    fixed = ("stride", "padding", "cg", "relu", "f_in", "f_out")
+    codes = np.zeros_like(first.codes)
+    have = np.zeros(first.indexer.shape, dtype=bool)
+    for layer, name in zip(layers, names):
+        if layer.codes.shape != first.codes.shape or any(getattr(layer, a) != getattr(first, a) for a in fixed):
+            raise ConfigError(f"merge_subnets: layer {first.name!r} of sub-net {name!r} differs in shape, "
+                              f"{', '.join(fixed)}")
+        idx = layer.indexer
+        both = geometry.expand_group_mask(idx & have, first.cg, *first.codes.shape[1:])
+        if (np.where(both, layer.codes, 0) != np.where(both, codes, 0)).any():
+            raise ConfigError(f"merge_subnets: layer {first.name!r}: sub-net {name!r} has other codes in "
+                              f"groups another sub-net also computes; sub-nets must share their codes")
+        new = geometry.expand_group_mask(idx & ~have, first.cg, *first.codes.shape[1:])
+        codes = np.where(new, layer.codes, codes).astype(np.int8)
+        have |= idx
+    stages = [SubnetStage(layer.indexer, layer.mult, layer.shift, layer.bias) for layer in layers]
+    return SharedTernaryConv(first.name, codes, stages, first.stride, first.padding, first.cg, first.relu,
+                             first.f_in, first.f_out)
 
 
 def main(argv=None) -> int:

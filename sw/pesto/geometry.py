@@ -83,3 +83,18 @@ def group_indexer(w, cg: int):
     if _is_torch(g):
         return (g != 0).any(dim=2)
     return (g != 0).any(axis=2)
+
+
+def expand_group_mask(mask, cg: int, in_channels: int, kh: int = 1, kw: int = 1):
+    """bool (N, G) -> bool (N, C, Kh, Kw): each group's bit over its cg channels and every tap,
+    the zero-padded channels past ``in_channels`` dropped. Inverse of ``group_indexer`` on a
+    mask that is constant over each group."""
+    n, g = mask.shape
+    if g != num_groups(in_channels, cg):
+        raise ConfigError(f"group mask has {g} groups per channel, {in_channels} channels in groups of "
+                          f"{cg} need {num_groups(in_channels, cg)}")
+    if _is_torch(mask):
+        full = mask.repeat_interleave(cg, dim=1)[:, :in_channels]
+        return full[:, :, None, None].expand(n, in_channels, kh, kw)
+    full = np.repeat(np.asarray(mask, dtype=bool), cg, axis=1)[:, :in_channels]
+    return np.broadcast_to(full[:, :, None, None], (n, in_channels, kh, kw))

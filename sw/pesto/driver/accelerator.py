@@ -78,16 +78,17 @@ class Accelerator:
 
     artifact: an Artifact or the path of one; backend: "ref" | "sim" | "pynq" (or a Backend);
     skip: group skipping on (False runs the dense-ternary baseline on the same engine);
-    clock_mhz: the fabric clock that turns cycle counts into time.
+    clock_mhz: the fabric clock that turns cycle counts into time;
+    subnet: the sub-net that runs, by index or name, of an artifact with several (docs/subnets.md).
     """
 
     def __init__(self, artifact, backend: str | Backend = "ref", *, skip: bool = True,
-                 clock_mhz: float = DEFAULT_CLOCK_MHZ, **backend_options):
+                 clock_mhz: float = DEFAULT_CLOCK_MHZ, subnet=0, **backend_options):
         from .. import artifact as artifact_mod
         if isinstance(artifact, (str, Path)):
             artifact = artifact_mod.load(artifact)
-        self.artifact = artifact
-        self.layers: dict[str, TernaryConv] = {layer.name: layer for layer in artifact.layers}
+        self.source = artifact          # every sub-net
+        self.select_subnet(subnet)
         self.backend = open_backend(backend, **backend_options)
         self.skip = skip
         self.clock_mhz = clock_mhz
@@ -106,6 +107,13 @@ class Accelerator:
     def __repr__(self) -> str:
         return (f"Accelerator({len(self.layers)} accelerated layers on {self.backend.describe()}, "
                 f"skip={'on' if self.skip else 'off'})")
+
+    def select_subnet(self, key) -> int:
+        """Run sub-net ``key`` (index or name) from the next call on; returns its index."""
+        self.subnet = self.source.subnet_index(key)
+        self.artifact = self.source.subnet(self.subnet)   # the plain artifact of that sub-net
+        self.layers: dict[str, TernaryConv] = {layer.name: layer for layer in self.artifact.layers}
+        return self.subnet
 
     @property
     def has_counters(self) -> bool:

@@ -40,14 +40,18 @@ def normalize(artifact: Artifact, images) -> np.ndarray:
 
 
 def run(artifact: Artifact, images, conv: ConvFn | None = None, trace: bool = False,
-        normalized: bool = False):
+        normalized: bool = False, subnet=None):
     """Logits (B, num_classes) float32 of raw images (see ``normalize``).
+
+    subnet: which sub-net of a multi-sub-net artifact runs (index or name; docs/subnets.md);
+    required when the artifact holds several, since the golden never guesses.
 
     conv: runs one accelerated layer, ``conv(x int16 (B, C, H, W), layer) -> int16 (B, N, Ho, Wo)``;
     default the numpy golden. normalized=True: images are already normalised (skip ``normalize``).
     trace=True: also return {node name: output} for every node (int16 or float32 arrays).
     """
     conv = conv or run_conv
+    artifact = select(artifact, subnet)
     x = np.asarray(images, dtype=np.float32) if normalized else normalize(artifact, images)
     if normalized and x.ndim == 3:
         x = x[None]
@@ -71,9 +75,20 @@ def run(artifact: Artifact, images, conv: ConvFn | None = None, trace: bool = Fa
     return (logits, values) if trace else logits
 
 
+def select(artifact: Artifact, subnet=None) -> Artifact:
+    """The plain artifact of sub-net ``subnet`` (index or name); a single-sub-net artifact as is."""
+    if subnet is None:
+        if artifact.num_subnets > 1:
+            raise ConfigError(f"the artifact holds {artifact.num_subnets} sub-nets "
+                              f"({', '.join(artifact.subnet_names)}); say which one runs (subnet=index or name)")
+        return artifact
+    return artifact.subnet(subnet)
+
+
 def predict(artifact: Artifact, images, conv: ConvFn | None = None, batch_size: int = 256,
-            progress: bool = False) -> np.ndarray:
+            progress: bool = False, subnet=None) -> np.ndarray:
     """Class indices of raw images, in batches (``run`` on each)."""
+    artifact = select(artifact, subnet)
     images = np.asarray(images)
     batches = range(0, len(images), batch_size)
     if progress:
