@@ -162,6 +162,10 @@ def _block_nodes(block, i: int, src: str) -> list[Node]:
 def graft(backbone: Artifact, values: dict, net) -> Artifact:
     """The backbone artifact with ``net``'s Rep-Net, connectors and classifier (see the module doc)."""
     net = net.eval()
+    if backbone.subnets:
+        raise ConfigError(f"the backbone artifact holds {len(backbone.subnets)} sub-nets "
+                          f"({', '.join(backbone.subnet_names)}); a transfer grafts onto one network: pass "
+                          f"artifact.subnet(k) of the sub-net the Rep-Net was trained on")
     conns = net.connectors
     cls = backbone.node(backbone.output)
     if cls.op != "linear":
