@@ -44,7 +44,7 @@ BUDGETS = {
             "fmnist59": ["--epochs", "4", "--batch-size", "64", "--subset", "8192", "--steps-per-epoch", "48",
                          "--test-subset", "2000"],
             "digits": ["--epochs", "10", "--batch-size", "32"]},
-    "gpu": {"backbone": ["--recipe", "fmnist", "--subset", "0"],
+    "gpu": {"backbone": ["--recipe", "fmnist"],
             "fmnist59": ["--epochs", "30", "--batch-size", "64"],
             "digits": ["--epochs", "100", "--batch-size", "32"]},
 }
