@@ -54,7 +54,7 @@ DATASETS = {
     # to the model's input by load_splits(input_size=...); fixed split: DIGITS_TEST_SIZE images test
     "digits": DatasetInfo(
         "digits", 1, 8, 10, (0.3053,), (0.3760,), 0, False, "", (),
-        "pip install scikit-learn (the digits ship inside the package: sklearn.datasets.load_digits)"),
+        "pip install 'pesto[digits]' (scikit-learn; the digits ship inside it: sklearn.datasets.load_digits)"),
 }
 DIGITS_TEST_SIZE = 450   # the first 450 of a seed-0 permutation of the 1,797 images are the test split
 
@@ -169,13 +169,20 @@ class ImageFolderDataset(Dataset):
 
 
 def _candidates(info: DatasetInfo, root: str | os.PathLike | None) -> list[Path]:
-    out = []
+    """Where to look: a given root (and its <folder>/) only -- never elsewhere, so a wrong root is
+    an error, not a silent switch to another copy; else $PESTO_DATA_ROOT/<folder> only; else the
+    system folders."""
     if root is not None:
-        out += [Path(root), Path(root) / info.folder]
+        root = Path(root)
+        if not root.is_dir():
+            raise DatasetError(f"data root {root} {'is not a folder' if root.exists() else 'does not exist'}; "
+                               f"pesto looks for {info.name} only there. {info.how_to_get}")
+        if not any(root.iterdir()):
+            raise DatasetError(f"data root {root} is empty; pesto looks for {info.name} only there. {info.how_to_get}")
+        return [root, root / info.folder]
     if os.environ.get(ENV_ROOT):
-        out.append(Path(os.environ[ENV_ROOT]) / info.folder)
-    out += [Path(d) for d in info.system_dirs]
-    return out
+        return [Path(os.environ[ENV_ROOT]) / info.folder]
+    return [Path(d) for d in info.system_dirs]
 
 
 def _missing(info: DatasetInfo, looked: list[Path]) -> DatasetError:

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError
-from ..train.checkpoint import (_plain, load_checkpoint, load_torch_file, model_from_checkpoint, open_checked,
+from ..train.checkpoint import (_plain, load_checkpoint, model_from_checkpoint, open_checked, torch_load,
                                 state_checksum)
 from ..util import atomic_write_bytes
 from .model import TransferNet, saved_keys
@@ -78,7 +78,7 @@ def is_transfer_file(path) -> bool:
     p = Path(path)
     if not p.is_file():
         return False
-    obj = load_torch_file(p)
+    obj = torch_load(p)
     return isinstance(obj, dict) and obj.get("format") == FORMAT
 
 

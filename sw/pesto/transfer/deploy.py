@@ -266,10 +266,11 @@ def export_transferred(tckpt, backbone=None, artifact=None, verify_images=None, 
 
 @torch.no_grad()
 def verify(net, artifact: Artifact, images) -> dict:
-    """Integer pipeline (reference) vs the torch TransferNet on raw images: top-1 agreement, logits."""
+    """Integer pipeline (reference) vs the torch TransferNet on raw images: top-1 agreement (percent, as
+    the exporter's), logits."""
     from ..reference.network import normalize, run
     x = normalize(artifact, images)
     want = net.eval()(torch.from_numpy(x)).double().numpy()
     got = run(artifact, x, normalized=True).astype(np.float64)
-    return {"images": int(len(x)), "top1_agreement": float((want.argmax(1) == got.argmax(1)).mean()),
+    return {"images": int(len(x)), "top1_agreement": float(100 * (want.argmax(1) == got.argmax(1)).mean()),
             "max_abs_logit_error": float(np.abs(want - got).max()), "logit_range": float(np.abs(want).max())}

@@ -32,6 +32,7 @@ from ..data.datasets import ImageDataset, resize_images
 from ..errors import CheckpointError, ConfigError, DatasetError
 from ..train.checkpoint import load_checkpoint, model_from_checkpoint
 from ..train.loop import evaluate
+from ..validate import check_device, check_float, check_int
 from . import deploy
 from .checkpoint import backbone_identity, build_net, check_backbone, load_transfer, save_transfer
 from .connectors import backbone_ops
@@ -80,11 +81,18 @@ class TransferConfig:
         design_of(self.design)
         if self.optimizer not in ("sgd", "adam"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; use sgd or adam")
-        for name in ("epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        for name in ("epochs", "batch_size", "calib_images"):
+            setattr(self, name, check_int(getattr(self, name), name, 1))
+        for name in ("subset", "test_subset", "steps_per_epoch", "threads", "cg"):
+            if getattr(self, name) is not None:
+                setattr(self, name, check_int(getattr(self, name), name, 1))
+        self.workers = check_int(self.workers, "workers", 0)
+        self.seed = check_int(self.seed, "seed", 0, 2**31 - 1)
+        self.lr = check_float(self.lr, "lr", 0.0, lo_open=True)
+        self.weight_decay = check_float(self.weight_decay, "weight_decay", 0.0)
+        self.width = check_float(self.width, "width", 0.0, 4.0, lo_open=True)
+        if self.device is not None:
+            check_device(self.device)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TransferConfig":
