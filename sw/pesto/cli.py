@@ -15,7 +15,7 @@ from .errors import PestoError
 
 # subcommand -> (module, one-line help)
 COMMANDS = {
-    "train": ("pesto.train.cli", "train a model: fp, tern, prune, naive or wpc"),
+    "train": ("pesto.train.cli", "train a model: fp, tern, prune, naive, wpc or ast (sub-nets)"),
     "export-to-fpga": ("pesto.export.cli", "export a checkpoint to the accelerator artifact"),
     "hls": ("pesto.hls.cli", "render an HLS project from an artifact"),
     "bench": ("pesto.bench.cli", "speedup benchmarks: table 7, sparsity sweeps, artifacts"),

@@ -27,7 +27,7 @@ from .. import __version__, geometry, numerics
 from ..artifact import Artifact, Node
 from ..errors import CheckpointError, ConfigError, UnsupportedLayerError
 from ..ir import SUPPORTED_KERNELS, SUPPORTED_STRIDES, TernaryConv
-from ..quant import is_ternary, latent_weight, ternarize, ternarize_model, ternary_layers
+from ..quant import is_ternary, ternarize_model, ternary_codes, ternary_layers
 from . import graph as G
 
 DEFAULT_CALIBRATION = 256
@@ -319,7 +319,7 @@ class _Builder:
             return self.emit(Node(op.name, "conv", [src], attrs={"stride": m.stride[0], "padding": pad[0],
                                                                   "relu": relu},
                                   arrays={"weight": w.float().numpy(), "bias": shift.float().numpy()})), last
-        codes, alpha = ternarize(latent_weight(m))
+        codes, alpha = ternary_codes(m)   # a sub-net model: the codes and alpha of its active sub-net
         src = self.get(op.inputs[0], "int")
         f_in = self.frac_of[src]
         f_out = self.frac_for(last.max_abs, where)
