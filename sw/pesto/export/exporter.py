@@ -8,6 +8,12 @@ Steps, each checked:
     give every int16 tensor a power-of-two format from its calibrated range, prove the
     accumulator cannot overflow, keep the first/last layers and pooling on the host.
  4. verify: run the integer reference on some calibration images against the float model.
+
+A model with sub-nets (`pesto train --mode ast`, pesto.prune.subnets) exports to one artifact
+holding all of them (docs/subnets.md): every sub-net is extracted as a plain network of the same
+graph, the formats are calibrated jointly (each tensor's widest range over the sub-nets wins),
+each sub-net is built with those shared formats (its BN and alpha folded into its own output
+stages), and ``pesto.artifact.merge_subnets`` stores the shared codes once.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import torch
 import torch.nn as nn
 
 from .. import __version__, geometry, numerics
-from ..artifact import Artifact, Node
+from ..artifact import Artifact, Node, merge_subnets
 from ..errors import CheckpointError, ConfigError, UnsupportedLayerError
 from ..ir import SUPPORTED_KERNELS, SUPPORTED_STRIDES, TernaryConv
 from ..quant import is_ternary, ternarize_model, ternary_codes, ternary_layers
@@ -62,6 +68,10 @@ def load_model(source, cg: int | None = None) -> tuple[nn.Module, dict]:
                 "mode": ckpt["quant"]["mode"], "mean": d["mean"], "std": d["std"],
                 "dataset": d["dataset"], "in_channels": m["in_channels"], "input_size": m["input_size"],
                 "num_classes": m["num_classes"], "epoch": ckpt.get("epoch")}
+        if "subnets" in ckpt["quant"]:   # --mode ast: what each sub-net is and how it measured
+            last = (ckpt.get("history") or [{}])[-1]
+            info.update(subnets=list(ckpt["quant"]["subnets"]), targets=list(ckpt["quant"].get("targets") or []),
+                        granularity=ckpt["quant"].get("granularity", "group"), last_subnets=last.get("subnets"))
     _check_finite(model.state_dict(), info["source"])
     if not ternary_layers(model):
         warnings.warn(f"{info['name']}: no ternary layers; ternarizing every conv/linear except the first "
@@ -82,11 +92,12 @@ def _check_finite(tensors: dict, where: str, err=ConfigError) -> None:
 def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, act_bits: int = 16,
                  frac_bits: int | None = None, headroom_bits: int = 1, mean=None, std=None,
                  num_calibration: int = DEFAULT_CALIBRATION, batch_size: int = 64, verify: int = 32,
-                 progress: bool = False, name: str | None = None) -> Artifact:
+                 progress: bool = False, name: str | None = None, subnet=None) -> Artifact:
     """Export a model to an Artifact (save it with ``pesto.artifact.save``).
 
     model_or_checkpoint: a `pesto train` checkpoint (path or dict), an nn.Module (ternarized on
         the spot if it has no ternary layers) or the (model, info) pair ``load_model`` returns.
+        A model with sub-nets gives one artifact with all of them (format 1.1, docs/subnets.md).
 
     calib_images: raw images (B, C, H, W), uint8 or float in [0, 1], normalised here with
         mean/std (default: the checkpoint's, else 0/1); None: Fashion-MNIST training images.
@@ -96,6 +107,7 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
     frac_bits: one fixed format for every int16 tensor instead of calibrated ones.
     headroom_bits: extra bits of range above the calibration maximum (unseen images may exceed it).
     verify: run the integer reference on this many calibration images and record the agreement.
+    subnet: with a sub-net model, export only this sub-net (index or name) as a plain artifact.
     """
     t0 = time.perf_counter()
     if cg is not None:
@@ -107,6 +119,7 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
                           f"{numerics.ACT_BITS}-bit), got {act_bits}")
     if frac_bits is not None and not numerics.FRAC_MIN <= frac_bits <= numerics.FRAC_MAX:
         raise ConfigError(f"frac_bits must be in {numerics.FRAC_MIN}..{numerics.FRAC_MAX}, got {frac_bits}")
+    plains, keys = _subnet_models(model, info, subnet)
 
     images = _calibration_images(calib_images, info, num_calibration)
     c = images.shape[1]
@@ -119,14 +132,20 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
                           f"got mean={mean.tolist()} std={std.tolist()}")
     norm = torch.from_numpy((images - mean.reshape(1, -1, 1, 1)) / std.reshape(1, -1, 1, 1))
     batches = [norm[i:i + batch_size] for i in range(0, len(norm), batch_size)]
-    bar = _bar(progress, len(norm), "calibrating")
+    bar = _bar(progress, len(norm) * len(plains), "calibrating")
     t1 = time.perf_counter()
-    ops = G.capture(model, batches, bar)
+    op_lists = [G.capture(p, batches, bar) for p in plains]
     if bar is not None:
         bar.close()
+    _joint_ranges(op_lists)
     t2 = time.perf_counter()
-    builder = _Builder(ops, cg, act_bits, frac_bits, headroom_bits, progress)
-    nodes, output = builder.build()
+    views, fallback = [], []
+    for p, ops in zip(plains, op_lists):
+        builder = _Builder(ops, cg, act_bits, frac_bits, headroom_bits, progress)
+        nodes, output = builder.build()
+        views.append((p, nodes, output, ops))
+        fallback = builder.host_fallback
+    ops = op_lists[0]
     num_classes = int(np.prod(next(op for op in ops if op.name == ops[-1].inputs[0]).shape))
     meta = {
         "model": {"name": name or info["name"], "source": info["source"], "quant_mode": info["mode"],
@@ -139,17 +158,79 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
                      "rounding": "round half up", "saturation": "int16"},
         "export": {"pesto_version": __version__, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                    "cg": cg, "act_bits": act_bits, "frac_bits": frac_bits, "headroom_bits": headroom_bits,
-                   "calibration_images": int(len(images)), "host_fallback": builder.host_fallback},
+                   "calibration_images": int(len(images)), "host_fallback": fallback},
     }
-    artifact = Artifact(nodes, output, meta)
+    arts = [Artifact(nodes, output, copy.deepcopy(meta)) for _, nodes, output, _ in views]
     t3 = time.perf_counter()
-    if verify:
-        meta["export"]["verification"] = _verify(model, artifact, images[:verify], norm[:verify])
+    checks = [_verify(p, a, images[:verify], norm[:verify]) if verify else None
+              for (p, _, _, _), a in zip(views, arts)]
+    if keys is None:
+        artifact = arts[0]
+        if checks[0]:
+            meta["export"]["verification"] = checks[0]
+    else:
+        sub_metas = [_subnet_meta(info, k, check) for k, check in zip(keys, checks)]
+        names = [info["subnets"][k] for k in keys]
+        if len(arts) == 1:   # one sub-net on its own: a plain artifact that says which it is
+            artifact = arts[0]
+            meta["subnet"] = {"index": keys[0], "name": names[0], "of": len(info["subnets"]),
+                              "names": list(info["subnets"]), "meta": sub_metas[0]}
+            if checks[0]:
+                meta["export"]["verification"] = checks[0]
+        else:
+            meta["export"]["subnets_calibrated_jointly"] = True
+            artifact = merge_subnets(arts, names, sub_metas, meta=meta)
+            meta = artifact.meta
+    artifact.meta = meta
     t4 = time.perf_counter()
     meta["export"]["seconds"] = round(t4 - t0, 3)
     meta["export"]["timing_s"] = {"load": round(t1 - t0, 3), "calibration": round(t2 - t1, 3),
                                   "build": round(t3 - t2, 3), "verify": round(t4 - t3, 3)}
     return artifact
+
+
+def _subnet_models(model: nn.Module, info: dict, subnet) -> tuple[list[nn.Module], list[int] | None]:
+    """The plain networks to export: the model itself, or one per sub-net (their indices)."""
+    from ..prune.subnets import extract_subnet, is_subnet_model, subnet_index
+    if not is_subnet_model(model):
+        if subnet is not None:
+            raise ConfigError(f"{info['name']}: --subnet {subnet!r} given, but the model has no sub-nets "
+                              f"(train it with `pesto train --mode ast`)")
+        return [model], None
+    info.setdefault("subnets", list(model.subnet_names))
+    keys = [subnet_index(model, subnet)] if subnet is not None else list(range(len(model.subnet_names)))
+    if subnet is None and info.get("granularity") == "element":
+        raise ConfigError(f"{info['name']}: its sub-nets have element-level (N:M) masks; one artifact holds "
+                          f"sub-nets that differ in whole PE groups only (docs/subnets.md): export them one at "
+                          f"a time with --subnet NAME ({', '.join(model.subnet_names)})")
+    return [extract_subnet(model, k).eval() for k in keys], keys
+
+
+def _joint_ranges(op_lists) -> None:
+    """The sub-nets share one set of formats: every op's calibrated range becomes its widest one."""
+    first = [op.name for op in op_lists[0]]
+    for ops in op_lists[1:]:
+        if [op.name for op in ops] != first:
+            raise UnsupportedLayerError("the sub-nets trace to different graphs; they must share one graph")
+    for i in range(len(first)):
+        widest = max(ops[i].max_abs for ops in op_lists)
+        for ops in op_lists:
+            ops[i].max_abs = widest
+
+
+def _subnet_meta(info: dict, k: int, check) -> dict:
+    """A sub-net's meta in the artifact: its target and its accuracy as its checkpoint measured it."""
+    meta = {"index": k}
+    targets = info.get("targets") or []
+    if k < len(targets):
+        meta["target_group_sparsity"] = float(targets[k])
+    for s in (info.get("last_subnets") or [])[k:k + 1]:
+        meta["accuracy"] = {"top1_percent": float(s["test_acc"]), "images": s.get("images"), "split": "test",
+                            "measured_by": "pesto train (torch forward of the ternary sub-net, float)"}
+        meta["train_group_sparsity"] = float(s["group_sparsity"])
+    if check:
+        meta["verification"] = check
+    return meta
 
 
 def _bar(progress: bool, total: int, desc: str):

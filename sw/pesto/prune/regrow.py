@@ -47,7 +47,11 @@ def schedule(kind: str, v0: float, v1: float, t: float, t0: float, t1: float) ->
     """The value at step t of a ramp from v0 (t <= t0) to v1 (t >= t1)."""
     if kind not in SCHEDULES:
         raise ConfigError(f"unknown schedule {kind!r}; use one of {', '.join(SCHEDULES)}")
-    u = 1.0 if t1 <= t0 else min(max((t - t0) / (t1 - t0), 0.0), 1.0)
+    u = 1.0 if t1 <= t0 else (t - t0) / (t1 - t0)
+    if u <= 0:
+        return v0
+    if u >= 1:
+        return v1
     return SCHEDULES[kind](v0, v1, u)
 
 

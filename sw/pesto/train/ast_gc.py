@@ -105,6 +105,15 @@ def parse_subnets(pattern: str, subnets) -> list[SubnetSpec]:
     return specs
 
 
+@torch.no_grad()
+def gradient_correction(g: torch.Tensor, ref: torch.Tensor, apply: bool = True) -> float:
+    """Eq 3.4 in place: if g . ref < 0, g <- g - (g . ref / ||ref||^2) ref. Returns g . ref (before)."""
+    d = float(torch.dot(g.flatten(), ref.flatten()))
+    if d < 0 and apply:
+        g.sub_(ref, alpha=d / float(ref.pow(2).sum()))
+    return d
+
+
 def canonical(pattern: str, specs: list[SubnetSpec]) -> list:
     return [s.target if pattern == "group" else f"{s.nm[0]}:{s.nm[1]}" for s in specs]
 
@@ -182,7 +191,8 @@ class AST(Method):
         self.bn_params = [[prm for _, bn in switch_batchnorms(model) for prm in bn.bns[k].parameters()]
                           for k in range(self.K)]
         self.t0 = int(round(cfg.prune_start * total_steps))
-        self.t1 = max(int(round(cfg.prune_end * total_steps)), self.t0 + 1)
+        # the window ends where every sub-net is still active at least once afterwards (its final update)
+        self.t1 = max(min(int(round(cfg.prune_end * total_steps)), total_steps - self.K), self.t0 + 1)
         self.period = int(cfg.prune_every)
         self.offsets = [int(round(k * self.period / self.K)) for k in range(self.K)]
         for spec in self.specs:   # an N:M whose M does not fit a layer is refused now, naming the layer
@@ -312,13 +322,10 @@ class AST(Method):
                 p = self.keep_of.get(n)
                 if p is not None:
                     ref = ref * p.grouper.expand(p.masks[self.active[0]], ref.shape)
-                d = float(torch.dot(g.flatten(), ref.flatten()))
+                d = gradient_correction(g, ref, apply=self.gc)
                 total_dot += d
                 tot += 1
-                if d < 0:
-                    neg += 1
-                    if self.gc:
-                        g.sub_(ref, alpha=d / float(ref.pow(2).sum()))
+                neg += d < 0
             self.gc_trace.append([self.step, self.active[0], neg, tot, int(total_dot < 0)])
             c = self.epoch_counts
             c[0] += neg; c[1] += tot; c[2] += int(total_dot < 0); c[3] += 1
@@ -389,7 +396,8 @@ class AST(Method):
             test_loss, test_acc = evaluate(model, test_loader, device)
             subs.append({
                 "name": spec.name, "target": spec.target, "nm": list(spec.nm) if spec.nm else None,
-                "test_loss": test_loss, "test_acc": test_acc, "steps": self.trained[k],
+                "test_loss": test_loss, "test_acc": test_acc, "images": len(test_loader.dataset),
+                "steps": self.trained[k],
                 **{key: m[key] for key in ("overall_sparsity", "group_sparsity", "in_group_sparsity",
                                            "compression_rate", "mask_sparsity")},
                 "layers": {name: {key: v[key] for key in ("group_sparsity", "layer_sparsity", "mask_sparsity")}

@@ -266,9 +266,11 @@ def train(cfg: TrainConfig) -> dict:
             bar.update(1)
             bar.set_postfix(method.postfix(st))
         bar.close()
+        train_s = time.perf_counter() - t0
         if rank == 0:
             m = method.epoch_metrics(model, test_dl, device)
             entry = _history_entry(epoch + 1, lr, sums, steps, seen, time.perf_counter() - t0, m)
+            entry["train_s"] = round(train_s, 2)   # the steps alone (time_s includes the evaluation)
             history.append(entry)
             tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  lr {lr:.3g}  loss {entry['train_loss']:.4f}  "
                        f"test acc {m['test_acc']:.2f}%  sparsity {100 * m['overall_sparsity']:.1f}%  "
@@ -277,6 +279,8 @@ def train(cfg: TrainConfig) -> dict:
             report = method.epoch_report(entry)
             if report:
                 tqdm.write(report)
+        method.on_epoch_end(epoch + 1)
+        if rank == 0:
             fields_ = dict(model_cfg=model_cfg, quant=cfg.quant,
                            data={"dataset": cfg.dataset, "mean": info.mean, "std": info.std},
                            epoch=epoch + 1, optimizer=opt,
@@ -284,14 +288,13 @@ def train(cfg: TrainConfig) -> dict:
                                       "last_epoch": epoch + 1},
                            history=history, args=asdict(cfg), method=method.state_dict())
             ckpt = save_checkpoint(out, model, **fields_) if out else _in_memory(model, fields_)
-        method.on_epoch_end(epoch + 1)
         if _is_dist():
             dist.barrier()
     if rank == 0 and not ckpt:  # nothing left to train (resumed a finished run)
         ckpt = load_checkpoint(out) if out and out.is_file() else {}
     if rank == 0 and cfg.plots and ckpt:
         from .plots import plot_run
-        plot_run(model, ckpt.get("history", history), cfg.plots, cfg.mode)
+        plot_run(model, ckpt.get("history", history), cfg.plots, cfg.mode, ckpt.get("method"))
     if world > 1 and owns_group:
         dist.destroy_process_group()
     return ckpt if rank == 0 else {}

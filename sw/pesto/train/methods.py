@@ -186,7 +186,7 @@ class Method:
         return ""
 
     def on_epoch_end(self, epoch: int) -> None:
-        """After the epoch's history entry (every rank)."""
+        """After the epoch's history entry, before the checkpoint is written (every rank)."""
 
     def state_dict(self) -> dict:
         """What a checkpoint must keep so that --resume continues exactly (tensors and plain types)."""
