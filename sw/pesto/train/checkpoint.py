@@ -189,3 +189,9 @@ def model_from_checkpoint(ckpt: dict | str | os.PathLike) -> nn.Module:
 def default_checkpoint_path() -> Path:
     """The embedded default model: WPC ResNet-20 (Cg=16) trained on Fashion-MNIST."""
     return Path(__file__).resolve().parent.parent / "assets" / "resnet20_fmnist_wpc.pt"
+
+
+def subnets_checkpoint_path() -> Path:
+    """The embedded dynamic-inference model: AST-GC ResNet-20 (Cg=16) with 3 sub-nets (30/50/70 %
+    group sparsity) trained on Fashion-MNIST by the fmnist-ast recipe."""
+    return Path(__file__).resolve().parent.parent / "assets" / "resnet20_fmnist_ast.pt"

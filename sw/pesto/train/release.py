@@ -3,8 +3,8 @@
     python -m pesto.train.release runs/wpc.pt sw/pesto/assets/resnet20_fmnist_wpc.pt \
         --command "pesto train --recipe fmnist-demo --threads 1 --out runs/wpc.pt"
 
-Drops the optimizer state (halves the file; the release is for inference and export), keeps
-everything else, and writes <dst>.json and <dst>.md: accuracy, sparsity per layer, the command.
+Drops the optimizer state (halves the file; the release is for inference and export) and AST's
+gradient memory, keeps everything else, and writes <dst>.json and <dst>.md: accuracy, sparsity per layer, the command.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ def release(src, dst, command: str = "") -> dict:
     ckpt = load_checkpoint(src)
     ckpt.pop("path", None)
     ckpt["optimizer"] = None
+    if isinstance(ckpt.get("method"), dict) and "prev" in ckpt["method"]:
+        ckpt["method"]["prev"] = {}   # AST's gradient memory: only an exact --resume needs it
     import io
     buf = io.BytesIO()
     torch.save(ckpt, buf)
@@ -41,6 +43,9 @@ def release(src, dst, command: str = "") -> dict:
         "train_time_s": round(sum(h.get("time_s", 0) for h in ckpt["history"]), 1),
         "steps": sum(h.get("steps", 0) for h in ckpt["history"]),
         "layers": last.get("layers", {}), "command": command, "args": ckpt["args"],
+        "subnets": [{k: v.get(k) for k in ("name", "target", "nm", "test_acc", "images", "group_sparsity",
+                                             "mask_sparsity", "compression_rate", "steps")}
+                    for v in last.get("subnets") or []],
         "history": [{k: h.get(k) for k in ("epoch", "lr", "train_loss", "test_acc", "overall_sparsity",
                                            "group_sparsity", "compression_rate", "time_s")}
                     for h in ckpt["history"]],
@@ -61,12 +66,18 @@ def model_card(c: dict) -> str:
         f"mode **{q['mode']}**, Cg {q['cg']}, first/last layer float: {q['keep_first_last']}. "
         f"Trained on {c['data']['dataset']} (normalise x = (pixel/255 - {c['data']['mean']}) / {c['data']['std']}).",
         "",
-        f"- test accuracy: **{c['test_acc']:.2f}%** on {a.get('test_subset') or 'all 10000'} test images",
+        f"- test accuracy: **{c['test_acc']:.2f}%** on {a.get('test_subset') or 'all 10000'} test images"
+        + (f" (the mean of its {len(c['subnets'])} sub-nets)" if c.get("subnets") else ""),
         f"- overall sparsity {100 * c['overall_sparsity']:.1f}%, group sparsity **{100 * c['group_sparsity']:.1f}%**, "
         f"in-group sparsity {100 * c['in_group_sparsity']:.1f}%",
         f"- compression rate (eq 2.8): **{c['compression_rate']:.1f}x**",
         f"- training: {c['epochs']} epochs, {c['steps']} steps of batch {a.get('batch_size')} on "
-        f"{a.get('subset') or 'all'} images, lambda {a.get('lam')}, a {a.get('a')}, lr {a.get('lr')} "
+        f"{a.get('subset') or 'all'} images, "
+        + (f"sub-nets {a.get('subnets')} ({a.get('pattern')}, scheme {a.get('scheme')}, "
+           f"{'joint' if a.get('joint') else 'alternating'}, GC {a.get('gc')}), masks every {a.get('prune_every')} "
+           f"steps until {a.get('prune_end')} of the run, " if c.get("subnets") else
+           f"lambda {a.get('lam')}, a {a.get('a')}, ")
+        + f"lr {a.get('lr')} "
         f"x{a.get('gamma')} at {a.get('milestones')}; {c['train_time_s'] / 60:.1f} min on a shared 2-core CPU",
         f"- file: {c['bytes']} bytes, sha256 {c['sha256']}",
         "",
@@ -76,9 +87,17 @@ def model_card(c: dict) -> str:
         c["command"] or "(command not recorded)",
         "```",
         "",
-        "| layer | group sparsity (%) | layer sparsity (%) | WPC delta |",
-        "|---|---|---|---|",
     ]
+    if c.get("subnets"):
+        lines += ["Sub-nets (one set of ternary codes, one group mask and BatchNorm set each; the figures above "
+                  "are their means):", "",
+                  "| sub-net | target group sparsity (%) | test accuracy (%) | group sparsity (%) | compression | steps |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {s['name']} | {100 * s['target']:.1f} | {s['test_acc']:.2f} | {100 * s['group_sparsity']:.1f} | "
+                  f"{s['compression_rate']:.1f}x | {s['steps']} |" for s in c["subnets"]]
+        lines += [""]
+    lines += ["| layer | group sparsity (%) | layer sparsity (%) | WPC delta |",
+              "|---|---|---|---|"]
     for name, v in c["layers"].items():
         d = v.get("delta")
         lines.append(f"| {name} | {100 * v['group_sparsity']:.1f} | {100 * v['layer_sparsity']:.1f} | "
