@@ -10,13 +10,15 @@ groups (Cg 4: 3:4, 2:4, 1:4, every output channel the same work) and over weight
 images. Training cost: steps and forward/backward passes per run, the measured train time, and
 the time of one step of each variant measured side by side (interleaved, the same batch).
 
-CPU budget B (default): the ``fmnist-ast`` recipe, 512 steps of batch 128 on a 16384-image subset.
+CPU budget B (default): the ``fmnist-ast`` recipe, 512 steps of batch 64 on an 8192-image subset,
+1000 test images per epoch (the final figures use all 10,000).
 Every run is a resumable checkpoint in --runs, so partial invocations (``--only``) can fill them
 in parallel; the full invocation then measures the step times and writes the tables:
 
     python benchmarks/training/ast.py --only ast_gc,indiv_s30 &      # two runs side by side
     python benchmarks/training/ast.py                                # the rest, then the tables
-    python benchmarks/training/ast.py --epochs 160 --subset 0 --milestones 80,120 --threads 0   # GPU
+    python benchmarks/training/ast.py --epochs 160 --subset 0 --milestones 80,120 --prune-every 1000 \
+        --threads 0 --runs build/training/ast_gpu --out build/training/ast_gpu          # the full recipe, GPU
 
 Writes <out>/ast.json, <out>/ast.md and the figures <out>/ast_*.png.
 """
@@ -62,8 +64,9 @@ def variants(args) -> dict[str, dict]:
         **{f"indiv_s{round(100 * t)}": {"subnets": [t]} for t in TARGETS},
         "nm_group": {"pattern": "nm", "cg": 4, "subnets": ["3:4", "2:4", "1:4"]},
         "nm_element": {"pattern": "nm-element", "subnets": ["2:4", "1:4", "1:8", "1:16"]},
-        "ast_gc_cs": {"scheme": "cs"},
     }
+    if args.with_cs:
+        v["ast_gc_cs"] = {"scheme": "cs"}
     if args.extended:
         v["ast_gc_2x"] = {"epochs": 2 * args.epochs,
                           "milestones": [2 * m for m in args.milestones]}
@@ -81,20 +84,20 @@ def test_all(ckpt: dict, test, cache: Path) -> list[dict]:
         saved = json.loads(cache.read_text())
         if saved.get("state_sha256") == ckpt["state_sha256"] and saved["results"][0]["images"] == len(test):
             return saved["results"]
-    model = model_from_checkpoint(ckpt)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = model_from_checkpoint(ckpt).to(device)
     loader = torch.utils.data.DataLoader(test, 500)
     out = []
     for k, name in enumerate(model.subnet_names):
         select_subnet(model, k)
-        loss, acc = evaluate(model, loader, torch.device("cpu"))
+        loss, acc = evaluate(model, loader, device)
         out.append({"name": name, "test_acc": acc, "test_loss": loss, "images": len(test)})
     atomic_write_text(cache, json.dumps({"state_sha256": ckpt["state_sha256"], "results": out}) + "\n")
     return out
 
 
 def run_one(name: str, base: dict, opts: dict, runs: Path, test) -> dict:
-    cfg = TrainConfig.from_dict({**base, **opts, "out": str(runs / f"{name}.pt"), "resume": True,
-                                 "test_subset": None if name == "ast_gc" else base["test_subset"]})
+    cfg = TrainConfig.from_dict({**base, **opts, "out": str(runs / f"{name}.pt"), "resume": True})
     ckpt = train(cfg)
     last = ckpt["history"][-1]
     final = test_all(ckpt, test, runs / f"{name}.test.json")
@@ -243,14 +246,16 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipe", default="fmnist-ast")
     p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--subset", type=int, default=16384, help="training images (0: all)")
-    p.add_argument("--test-subset", type=int, default=2000,
+    p.add_argument("--subset", type=int, default=8192, help="training images (0: all)")
+    p.add_argument("--test-subset", type=int, default=1000,
                    help="test images of the per-epoch evaluation (the final one uses all)")
     p.add_argument("--milestones", type=lambda s: [int(v) for v in s.split(",") if v], default=[2, 3])
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--prune-every", type=int, default=None, help="steps between mask updates (default: the recipe's)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     p.add_argument("--only", default="", help="comma-separated run names (partial invocation)")
     p.add_argument("--extended", action="store_true", help="also AST+GC at 2B (section 3.5.3)")
+    p.add_argument("--with-cs", action="store_true", help="also AST+GC with the completely-subset scheme (table 9)")
     p.add_argument("--timing-steps", type=int, default=10, help="0: skip the step-time measurement")
     p.add_argument("--runs", default="build/training/ast", help="checkpoints (resumable)")
     p.add_argument("--out", default="benchmarks/training/results")
@@ -258,6 +263,8 @@ def main(argv=None) -> int:
 
     t0 = time.time()
     base = recipe(args.recipe)
+    if args.prune_every:
+        base["prune_every"] = args.prune_every
     base.update(epochs=args.epochs, subset=args.subset or None, test_subset=args.test_subset or None,
                 milestones=args.milestones, batch_size=args.batch_size, threads=args.threads or None,
                 progress=sys.stderr.isatty())

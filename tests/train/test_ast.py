@@ -285,9 +285,9 @@ def test_bad_ast_options_are_clear_errors(kw, match):
 
 
 def test_other_modes_refuse_ast_options_and_select_subnet_refuses_plain_models(tmp_path):
-    with pytest.raises(ConfigError, match="option 'subnets' is for --mode ast"):
+    with pytest.raises(ConfigError, match="option .subnets. .from the recipe or the command line. is for --mode ast"):
         TrainConfig(mode="wpc", subnets=[0.3])
-    with pytest.raises(ConfigError, match="option 'joint' is for --mode ast"):
+    with pytest.raises(ConfigError, match="option .joint. .* is for --mode ast"):
         TrainConfig(mode="tern", joint=True)
     from pesto.quant import ternarize_model
     plain = ternarize_model(tiny(), cg=2)

@@ -88,8 +88,8 @@ class Method:
         for other in METHODS.values():
             for opt in other.options:
                 if opt not in cls.options and getattr(cfg, opt) != cfg.default(opt):
-                    raise ConfigError(f"option {opt!r} is for --mode {other.name}, not --mode {cls.name}; "
-                                      f"drop it or use --mode {other.name}")
+                    raise ConfigError(f"option {opt!r} (from the recipe or the command line) is for --mode "
+                                      f"{other.name}, not --mode {cls.name}; drop it or use --mode {other.name}")
 
     @classmethod
     def quant_extra(cls, cfg) -> dict:
