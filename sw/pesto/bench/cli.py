@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..sim import DEFAULT_SIM, SIM_BUSES
 
 DEFAULT_SPARSITIES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95)
 
@@ -35,8 +36,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     def common(p):
         p.add_argument("-o", "--out", type=Path, default=Path("runs/bench"), help="output folder (default runs/bench)")
-        p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
-                       help="RTL simulator (default verilator)")
+        p.add_argument("--simulator", choices=list(SIM_BUSES), default=DEFAULT_SIM,
+                       help=f"RTL simulation (default {DEFAULT_SIM}: the fast C++ harness; cocotb-verilator and "
+                            f"icarus run through cocotb)")
         p.add_argument("--clock-mhz", type=float, default=100.0, help="fabric clock for time figures (default 100)")
         p.add_argument("--seed", type=int, default=0, help="seed of the random weights and activations")
         p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")

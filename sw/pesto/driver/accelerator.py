@@ -49,8 +49,10 @@ class LayerRecord:
 
 def open_backend(backend: str | Backend, *, sim=None, simulator: str = "verilator", overlay=None,
                  timeout_s: float = 10.0, **sim_options) -> Backend:
-    """A Backend by name. ``sim``: an open SimAccelerator to share (tests reuse one);
-    ``overlay``: a pynq Overlay or the path of a .bit (with its .hwh beside it)."""
+    """A Backend by name. ``simulator``: which simulated bus backs "sim" (``pesto.sim.SIM_BUSES``:
+    "verilator", the fast C++ harness, by default; "cocotb-verilator" or "icarus" through
+    cocotb), with ``sim_options`` for it; ``sim``: an open simulated bus to share instead (tests
+    reuse one); ``overlay``: a pynq Overlay or the path of a .bit (with its .hwh beside it)."""
     if isinstance(backend, Backend):
         return backend
     if backend == "ref":
@@ -58,8 +60,8 @@ def open_backend(backend: str | Backend, *, sim=None, simulator: str = "verilato
     if backend == "sim":
         owns = sim is None  # a simulator passed in outlives this driver
         if owns:
-            from ..sim.server import SimAccelerator  # needs cocotb + a simulator (dev machine only)
-            sim = SimAccelerator(simulator, **sim_options).open()
+            from ..sim import open_sim  # needs Verilator (and cocotb for the cocotb buses): dev machine only
+            sim = open_sim(simulator, **sim_options).open()
         return BusBackend(sim, "sim", timeout_s=max(timeout_s, 60.0), owns_bus=owns)
     if backend == "pynq":
         if overlay is None:

@@ -9,6 +9,7 @@ cycle counters the hardware ones return. The board (``pynq``) and the RTL simula
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -59,7 +60,9 @@ class BusBackend(Backend):
     refuses layers that do not fit it before touching the hardware, and streams a layer's
     weights once per batch: the following images of the same call reuse them
     (MODE.LOAD_WEIGHTS=0). Across calls the weights are always sent again, so nothing else
-    that drives the same bus in between can leave stale weights behind.
+    that drives the same bus in between can leave stale weights behind. A bus that offers
+    ``session()`` (pesto.sim.fast.FastSim) is held for the whole call, so threads sharing it
+    never run between the images of one batch.
     """
 
     def __init__(self, bus: Bus, name: str, timeout_s: float = 10.0, reuse_weights: bool = True,
@@ -76,14 +79,18 @@ class BusBackend(Backend):
         x = _int16_batch(x, layer)
         protocol.check_fits(layer, x.shape[2], x.shape[3], self.hw)
         outs, stats = [], []
-        for i, img in enumerate(x):
-            load = i == 0 or not (reuse_weights and self.reuse_weights)
-            t0 = time.perf_counter()
-            y, s = protocol.run_layer(self.bus, layer, img, self.hw, skip=skip, load_weights=load,
-                                      timeout_s=self.timeout_s)
-            self.bus_seconds += time.perf_counter() - t0
-            outs.append(y)
-            stats.append(s)
+        # A bus shared between threads (FastSim.session) is held for the whole batch: the images
+        # after the first reuse the weights the first one loaded, so nobody may run in between.
+        session = getattr(self.bus, "session", None)
+        with session() if session is not None else nullcontext():
+            for i, img in enumerate(x):
+                load = i == 0 or not (reuse_weights and self.reuse_weights)
+                t0 = time.perf_counter()
+                y, s = protocol.run_layer(self.bus, layer, img, self.hw, skip=skip, load_weights=load,
+                                          timeout_s=self.timeout_s)
+                self.bus_seconds += time.perf_counter() - t0
+                outs.append(y)
+                stats.append(s)
         return np.stack(outs), stats
 
     def describe(self) -> str:

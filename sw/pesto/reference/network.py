@@ -85,16 +85,22 @@ def select(artifact: Artifact, subnet=None) -> Artifact:
     return artifact.subnet(subnet)
 
 
-def predict(artifact: Artifact, images, conv: ConvFn | None = None, batch_size: int = 256,
-            progress: bool = False, subnet=None) -> np.ndarray:
-    """Class indices of raw images, in batches (``run`` on each)."""
+def run_batched(artifact: Artifact, images, conv: ConvFn | None = None, batch_size: int = 256,
+                progress: bool = False, subnet=None) -> np.ndarray:
+    """Logits of raw images, in batches of ``batch_size`` (``run`` on each)."""
     artifact = select(artifact, subnet)
     images = np.asarray(images)
     batches = range(0, len(images), batch_size)
     if progress:
         from tqdm import tqdm
         batches = tqdm(batches, desc="integer pipeline", unit="batch")
-    return np.concatenate([run(artifact, images[i:i + batch_size], conv).argmax(axis=1) for i in batches])
+    return np.concatenate([run(artifact, images[i:i + batch_size], conv) for i in batches])
+
+
+def predict(artifact: Artifact, images, conv: ConvFn | None = None, batch_size: int = 256,
+            progress: bool = False, subnet=None) -> np.ndarray:
+    """Class indices of raw images, in batches (``run`` on each)."""
+    return run_batched(artifact, images, conv, batch_size, progress, subnet).argmax(axis=1)
 
 
 def _run_node(node: Node, ins: list, fracs: list, x: np.ndarray, conv: ConvFn) -> np.ndarray:
