@@ -254,6 +254,7 @@ def main(argv=None) -> int:
     p.add_argument("--prune-every", type=int, default=None, help="steps between mask updates (default: the recipe's)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     p.add_argument("--only", default="", help="comma-separated run names (partial invocation)")
+    p.add_argument("--skip", default="", help="comma-separated run names left out of the tables (a smaller run)")
     p.add_argument("--extended", action="store_true", help="also AST+GC at 2B (section 3.5.3)")
     p.add_argument("--with-cs", action="store_true", help="also AST+GC with the completely-subset scheme (table 9)")
     p.add_argument("--timing-steps", type=int, default=10, help="0: skip the step-time measurement")
@@ -273,12 +274,13 @@ def main(argv=None) -> int:
     _, test = load_splits(base["dataset"], augment=False)
     todo = variants(args)
     only = [n for n in args.only.split(",") if n]
-    unknown = set(only) - set(todo)
+    skip = [n for n in args.skip.split(",") if n]
+    unknown = (set(only) | set(skip)) - set(todo)
     if unknown:
         p.error(f"unknown runs {sorted(unknown)}; choose from {', '.join(todo)}")
     results = []
     for name, opts in todo.items():
-        if only and name not in only:
+        if (only and name not in only) or name in skip:
             continue
         r = run_one(name, base, opts, runs, test)
         results.append(r)
