@@ -9,7 +9,6 @@ cycle counters the hardware ones return. The board (``pynq``) and the RTL simula
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 
 import numpy as np
 
@@ -79,10 +78,9 @@ class BusBackend(Backend):
         x = _int16_batch(x, layer)
         protocol.check_fits(layer, x.shape[2], x.shape[3], self.hw)
         outs, stats = [], []
-        # A bus shared between threads (FastSim.session) is held for the whole batch: the images
-        # after the first reuse the weights the first one loaded, so nobody may run in between.
-        session = getattr(self.bus, "session", None)
-        with session() if session is not None else nullcontext():
+        # The images after the first reuse the weights the first one loaded: the bus is held for the
+        # whole batch (protocol.bus_lock: FastSim.session, a bus's lock), so nobody may run in between.
+        with protocol.bus_lock(self.bus):
             for i, img in enumerate(x):
                 load = i == 0 or not (reuse_weights and self.reuse_weights)
                 t0 = time.perf_counter()
