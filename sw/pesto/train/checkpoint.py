@@ -231,12 +231,14 @@ def check_fields(ckpt: dict, where: str = "checkpoint") -> None:
         raise bad("history", "a list of dicts, one per epoch", ckpt["history"])
 
 
-def build_from_config(model_cfg: dict, quant: dict) -> nn.Module:
+def build_from_config(model_cfg: dict, quant: dict, model: nn.Module | None = None) -> nn.Module:
     """The untrained architecture a checkpoint describes, with its mode's structure (ternary
-    layers for tern/naive/wpc/ast, sub-net masks and BN sets for ast: the method's ``prepare``)."""
+    layers for tern/naive/wpc/ast, sub-net masks and BN sets for ast: the method's ``prepare``);
+    with ``model`` (a user's own nn.Module), that model, prepared the same way."""
     from ..models import build_model
-    model = build_model(model_cfg["name"], in_channels=int(model_cfg["in_channels"]),
-                        num_classes=int(model_cfg["num_classes"]), input_size=int(model_cfg["input_size"]))
+    if model is None:
+        model = build_model(model_cfg["name"], in_channels=int(model_cfg["in_channels"]),
+                            num_classes=int(model_cfg["num_classes"]), input_size=int(model_cfg["input_size"]))
     return get_method(quant["mode"]).prepare(model, quant)
 
 

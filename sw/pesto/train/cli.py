@@ -41,6 +41,14 @@ def _str_list(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def _model_spec(value: str) -> str:
+    """A zoo model name, or package.module:factory (imported when the run builds it)."""
+    from ..models import MODELS
+    if value in MODELS or (":" in value and all(value.partition(":")[::2])):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r}: choose one of {', '.join(MODELS)} or give package.module:factory")
+
+
 def configure(p: argparse.ArgumentParser) -> None:
     from ..data.datasets import DATASETS
     from ..models import MODELS
@@ -52,7 +60,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     a("--recipe", default="fmnist-quick", choices=RECIPES, metavar="RECIPE",
       help=f"named settings to start from: {', '.join(RECIPES)} (default: fmnist-quick)")
     a("--mode", choices=tuple(METHODS), help="; ".join(f"{n}: {m.summary}" for n, m in METHODS.items()))
-    a("--model", choices=MODELS, metavar="MODEL", help=", ".join(MODELS))
+    a("--model", type=_model_spec, metavar="MODEL",
+      help=f"{', '.join(MODELS)}, or your own package.module:factory (a function returning an nn.Module; "
+           f"docs/training.md)")
     a("--dataset", choices=DATASETS, metavar="DATASET", help=", ".join(DATASETS))
     a("--data-root", type=data_folder,
       help="folder holding the dataset; only this folder is searched (default: $PESTO_DATA_ROOT, else the "

@@ -99,8 +99,8 @@ class Method:
     @classmethod
     def prepare(cls, model: nn.Module, quant: dict) -> nn.Module:
         """Give a freshly built architecture this method's structure (ternary layers, sub-nets)."""
-        if cls.ternary:
-            from ..quant import ternarize_model
+        from ..quant import is_ternary, ternarize_model
+        if cls.ternary and not any(is_ternary(m) for m in model.modules()):   # a user's model may come ternary
             ternarize_model(model, cg=int(quant["cg"]), keep_first_last=bool(quant["keep_first_last"]),
                             cg_overrides=dict(quant.get("cg_overrides") or {}))
         return model
