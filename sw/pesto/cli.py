@@ -28,7 +28,7 @@ EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # subcommand -> (module, one-line help)
 COMMANDS = {
-    "train": ("pesto.train.cli", "train a model: fp, tern, prune, naive or wpc"),
+    "train": ("pesto.train.cli", "train a model: fp, tern, prune, naive, wpc or ast (sub-nets)"),
     "transfer": ("pesto.transfer.cli", "adapt a trained backbone to a new task: Rep-Net or a baseline"),
     "export-to-fpga": ("pesto.export.cli", "export a checkpoint to the accelerator artifact"),
     "hls": ("pesto.hls.cli", "render an HLS project from an artifact"),

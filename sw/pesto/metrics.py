@@ -15,6 +15,9 @@ since group lasso drives groups towards, not exactly to, zero). Over the compres
 Padded channels are not weights: they count in no weight total, only in the group shape. The
 model's Gs is all-zero groups over all groups across layers (eq 2.8). ``storage_rate`` is the
 exact ratio 32-bit weights / (2-bit codes of non-zero groups incl. padding + 1-bit indexer).
+
+A model with sub-nets (pesto.prune.subnets) is measured as its active sub-net computes it;
+``subnet_metrics`` measures every sub-net and adds each one's mask sparsity.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 import torch.nn as nn
 
 from . import geometry
-from .quant.ternary import is_ternary, latent_weight, ternarize
+from .quant.ternary import is_ternary, latent_weight, ternary_codes
 
 FLOAT_ZERO = 1e-3
 TERNARY_BITS = 2
@@ -41,7 +44,7 @@ def compression_rate(group_sparsity: float, bits: int = TERNARY_BITS) -> float:
 def stored_weight(module: nn.Module) -> tuple[torch.Tensor, int]:
     """(the weight as the hardware sees it with zeros exact, its bit width)."""
     if is_ternary(module):
-        codes, _ = ternarize(module.parametrizations.weight.original)
+        codes, _ = ternary_codes(module)   # within the active sub-net, if the model has sub-nets
         return codes.float(), TERNARY_BITS
     w = latent_weight(module).detach()
     tol = FLOAT_ZERO * w.abs().max()
@@ -111,3 +114,27 @@ def model_metrics(model: nn.Module, layers: list[tuple[str, nn.Module, int]] | N
         "storage_rate": FLOAT_BITS * tot["weights"] / stored_bits if stored_bits else float("inf"),
         "bits": bits,
     }
+
+
+@torch.no_grad()
+def subnet_metrics(model: nn.Module, layers: list[tuple[str, nn.Module, int]] | None = None) -> list[dict]:
+    """``model_metrics`` of every sub-net of a sub-net model (pesto.prune.subnets), in index order,
+    each with its name and its mask's own sparsity (``mask_sparsity``: the groups it masks out,
+    model and per layer; the metrics above count groups whose *codes* are all zero, which includes
+    those). The active sub-net is restored afterwards."""
+    from .prune.subnets import SubnetMasks, select_subnet
+    masks = SubnetMasks(model)
+    active = getattr(getattr(model, "module", model), "active_subnet", 0)
+    out = []
+    try:
+        for k, name in enumerate(masks.names):
+            select_subnet(model, k)
+            m = model_metrics(model, layers)
+            m["name"], m["mask_sparsity"] = name, masks.group_sparsity(k)
+            for lname, v in masks.layer_sparsity(k).items():
+                if lname in m["layers"]:
+                    m["layers"][lname]["mask_sparsity"] = v
+            out.append(m)
+    finally:
+        select_subnet(model, active)
+    return out

@@ -3,6 +3,9 @@
 CHECKPOINT is a checkpoint written by `pesto train`, or a plain PyTorch state dict together
 with --arch (ternarized on the spot, with a warning), or the word `random` with --arch (a
 freshly initialised network: useful for size and timing studies only).
+
+A checkpoint with sub-nets (`pesto train --mode ast`) gives one artifact holding all of them
+(docs/subnets.md) and one per-layer table per sub-net; --subnet NAME exports one of them alone.
 """
 
 from __future__ import annotations
@@ -64,6 +67,12 @@ def configure(p) -> None:
                    help=f"top-1 agreement in percent (0..100) of that check below which the export fails, exit 1, and nothing "
                         f"is written (default {DEFAULT_MIN_AGREEMENT})")
     p.add_argument("--no-verify", action="store_true", help="skip the integer-vs-float check (and its threshold)")
+    p.add_argument("--subnet", default=None, metavar="NAME",
+                   help="a checkpoint with sub-nets: export only this one (index or name) as a plain artifact")
+    p.add_argument("--accuracy-images", type=int_range(0), default=0, metavar="N",
+                   help="measure each sub-net's top-1 accuracy with the integer reference on the first N "
+                        "Fashion-MNIST test images and record it in the artifact (default 0: keep the "
+                        "accuracy the checkpoint measured)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--backbone", type=existing_file, default=None, help="with a `pesto transfer` checkpoint: its backbone checkpoint, "
                    "if it moved since training")
@@ -165,16 +174,26 @@ def _export(args) -> int:
         return export_run(args)   # a Rep-Net grafted onto the backbone's artifact
     t0 = time.perf_counter()
     source = load_model(load_source(args), args.cg)
+    subnet = args.subnet
+    if subnet is not None and subnet.isdigit():
+        subnet = int(subnet)
     artifact = export_model(source, load_calibration(args.calib_data, args.calib_images), cg=args.cg,
                             act_bits=args.act_bits, frac_bits=args.frac_bits, headroom_bits=args.headroom_bits,
                             mean=args.mean, std=args.std, normalisation=args.normalisation,
                             num_calibration=args.calib_images,
                             verify=0 if args.no_verify else args.verify_images, min_agreement=args.min_agreement,
-                            progress=not args.quiet)
+                            progress=not args.quiet, subnet=subnet)
+    if args.accuracy_images:
+        measure_accuracy(artifact, args.accuracy_images, progress=not args.quiet)
     if args.onnx:   # before the artifact is written: an export that fails a check writes nothing
         from .onnx import check_onnx, export_onnx
+        from ..prune.subnets import extract_subnet, is_subnet_model
         from ..reference.network import normalize
         model, _ = source
+        if is_subnet_model(model):
+            if subnet is None:
+                raise ConfigError("--onnx writes one network: with sub-nets, choose one with --subnet NAME")
+            model = extract_subnet(model, subnet).eval()
         shape = tuple(artifact.input_shape)
         export_onnx(model, args.onnx, shape)
         images = np.random.default_rng(0).random((8, *shape), dtype=np.float32)
@@ -189,22 +208,36 @@ def _export(args) -> int:
         raise ExportError("the exported artifact holds values that are certainly wrong, not written:\n  "
                           + "\n  ".join(map(str, flagged)))
     out = art.save(artifact, args.output)
-    stats, total = artifact.layer_stats(), artifact.totals()
     size = out.stat().st_size
     print(artifact.describe())
     print(f"\nhost layers (float): {', '.join(n.name for n in artifact.host_nodes) or 'none'}")
     if artifact.meta["export"]["host_fallback"]:
         print(f"ternary layers kept on the host: {', '.join(artifact.meta['export']['host_fallback'])}")
-    ideal = total["weights"] * 32 / total["compression"] / 8 if total["weights"] else 0
-    print(f"ternary weights: {total['weights'] * 4:,} B as float32 -> codes {total['code_bytes']:,} B + "
-          f"indexers {total['indexer_bytes']:,} B (eq 2.8: {art.fmt_rate(total['compression'])}x = {ideal:,.0f} B)")
-    v = artifact.meta["export"].get("verification")
-    if v:
-        print(f"check on {v['images']} calibration images: integer vs float top-1 agreement "
-              f"{v['top1_agreement']:.1f}% (threshold {v['min_agreement']:g}%), "
-              f"max |logit error| {v['max_abs_logit_error']:.4g}")
-    else:
-        print("integer vs float check skipped (--no-verify)")
+    views = [artifact.subnet(k) for k in range(artifact.num_subnets)]
+    for k, view in enumerate(views):
+        total = view.totals()
+        ideal = total["weights"] * 32 / total["compression"] / 8 if total["weights"] else 0
+        label = f"sub-net {k} {view.subnet_names[0]!r}: " if artifact.subnets else ""
+        print(f"{label}ternary weights: {total['weights'] * 4:,} B as float32 -> codes {total['code_bytes']:,} B + "
+              f"indexers {total['indexer_bytes']:,} B (eq 2.8: {art.fmt_rate(total['compression'])}x = {ideal:,.0f} B)")
+        sub = view.meta.get("subnet", {}).get("meta", {})
+        v = sub.get("verification") or (artifact.meta["export"].get("verification") if not artifact.subnets else None)
+        if v:
+            print(f"  check on {v['images']} calibration images: integer vs float top-1 agreement "
+                  f"{v['top1_agreement']:.1f}% (threshold {v['min_agreement']:g}%), "
+                  f"max |logit error| {v['max_abs_logit_error']:.4g}")
+        elif args.no_verify and k == 0:
+            print("  integer vs float check skipped (--no-verify)")
+        acc = sub.get("accuracy")
+        if acc:
+            print(f"  accuracy {acc['top1_percent']:.2f}% on {acc['images']} {acc['split']} images "
+                  f"(measured by {acc['measured_by']})")
+    if artifact.subnets:
+        stored = artifact.storage_stats()
+        t = art.totals(stored)
+        print(f"stored once for all {artifact.num_subnets} sub-nets: codes of {t['nnz_groups']:,} groups "
+              f"({t['code_bytes']:,} B) + storage map {t['indexer_bytes']:,} B, plus one issue map and output "
+              f"stage per sub-net")
     for finding in art.lint(artifact):
         print(f"{finding}")   # warnings only: errors stopped the export above
     if args.qonnx:
@@ -213,7 +246,40 @@ def _export(args) -> int:
         print(f"QONNX: {args.qonnx} (run it with pesto.export.qonnx.run_qonnx or qonnx's execute_onnx)")
     if args.stats_json:
         from ..util import atomic_write_text
-        atomic_write_text(args.stats_json, json.dumps({"layers": stats, "totals": total, "artifact_bytes": size},
-                                                      indent=1, default=str))
+        if artifact.subnets:
+            doc = {"subnets": [{"name": v.subnet_names[0], "meta": v.meta["subnet"]["meta"],
+                                "layers": v.layer_stats(), "totals": v.totals()} for v in views],
+                   "stored": {"layers": artifact.storage_stats(), "totals": art.totals(artifact.storage_stats())},
+                   "artifact_bytes": size}
+        else:
+            doc = {"layers": artifact.layer_stats(), "totals": artifact.totals(), "artifact_bytes": size}
+        atomic_write_text(args.stats_json, json.dumps(doc, indent=1, default=str))
     print(f"wrote {out} ({size:,} bytes) in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def measure_accuracy(artifact, n: int, progress: bool = False) -> None:
+    """Each sub-net's top-1 accuracy by the integer reference on the first n Fashion-MNIST test
+    images, recorded in its meta (``accuracy``, docs/subnets.md) or, K = 1, in meta["accuracy"]."""
+    from ..data import load_splits
+    from ..reference import run
+    if tuple(artifact.input_shape) != (1, 28, 28):
+        raise ConfigError(f"--accuracy-images measures on Fashion-MNIST; this model takes {artifact.input_shape}")
+    _, test = load_splits("fashion-mnist", augment=False)
+    n = min(n, len(test))
+    x, y = test.images[:n].numpy(), test.labels[:n].numpy()
+    for k in range(artifact.num_subnets):
+        view = artifact.subnet(k)
+        correct = 0
+        for i in range(0, n, 250):
+            logits = run(view, x[i:i + 250])
+            correct += int((logits.argmax(1) == y[i:i + 250]).sum())
+        acc = {"top1_percent": 100.0 * correct / n, "images": n, "split": "test",
+               "measured_by": "pesto.reference (integer pipeline)"}
+        if artifact.subnets:
+            artifact.subnets[k].meta["accuracy"] = acc
+            artifact._views.pop(k, None)
+        else:
+            artifact.meta["accuracy"] = acc
+        if progress:
+            print(f"{view.subnet_names[0]}: {acc['top1_percent']:.2f}% on {n} test images (integer reference)")

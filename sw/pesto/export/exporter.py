@@ -8,6 +8,12 @@ Steps, each checked:
     give every int16 tensor a power-of-two format from its calibrated range, prove the
     accumulator cannot overflow, keep the first/last layers and pooling on the host.
  4. verify: run the integer reference on some calibration images against the float model.
+
+A model with sub-nets (`pesto train --mode ast`, pesto.prune.subnets) exports to one artifact
+holding all of them (docs/subnets.md): every sub-net is extracted as a plain network of the same
+graph, the formats are calibrated jointly (each tensor's widest range over the sub-nets wins),
+each sub-net is built with those shared formats (its BN and alpha folded into its own output
+stages), and ``pesto.artifact.merge_subnets`` stores the shared codes once.
 """
 
 from __future__ import annotations
@@ -24,10 +30,10 @@ import torch
 import torch.nn as nn
 
 from .. import __version__, geometry, numerics
-from ..artifact import Artifact, Node
+from ..artifact import Artifact, Node, merge_subnets
 from ..errors import CheckpointError, ConfigError, ExportError, UnsupportedLayerError
 from ..ir import SUPPORTED_KERNELS, SUPPORTED_STRIDES, TernaryConv
-from ..quant import is_ternary, latent_weight, ternarize, ternarize_model, ternary_layers
+from ..quant import is_ternary, ternarize_model, ternary_codes, ternary_layers
 from ..validate import check_float, check_int, unit_images
 from . import graph as G
 
@@ -71,6 +77,10 @@ def load_model(source, cg: int | None = None) -> tuple[nn.Module, dict]:
                 "dataset": d["dataset"], "in_channels": m["in_channels"], "input_size": m["input_size"],
                 "num_classes": m["num_classes"], "epoch": ckpt.get("epoch"),
                 "state_sha256": ckpt.get("state_sha256")}
+        if "subnets" in ckpt["quant"]:   # --mode ast: what each sub-net is and how it measured
+            last = (ckpt.get("history") or [{}])[-1]
+            info.update(subnets=list(ckpt["quant"]["subnets"]), targets=list(ckpt["quant"].get("targets") or []),
+                        granularity=ckpt["quant"].get("granularity", "group"), last_subnets=last.get("subnets"))
     _check_finite(model.state_dict(), info["source"])
     if not ternary_layers(model):
         warnings.warn(f"{info['name']}: no ternary layers; ternarizing every conv/linear except the first "
@@ -92,11 +102,13 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
                  frac_bits: int | None = None, headroom_bits: int = 1, mean=None, std=None,
                  num_calibration: int = DEFAULT_CALIBRATION, batch_size: int = 64, verify: int = DEFAULT_VERIFY,
                  progress: bool = False, name: str | None = None, normalisation: str | None = None,
-                 min_agreement: float = DEFAULT_MIN_AGREEMENT, values: dict | None = None) -> Artifact:
+                 min_agreement: float = DEFAULT_MIN_AGREEMENT, values: dict | None = None,
+                 subnet=None) -> Artifact:
     """Export a model to an Artifact (save it with ``pesto.artifact.save``).
 
     model_or_checkpoint: a `pesto train` checkpoint (path or dict), an nn.Module (ternarized on
         the spot if it has no ternary layers) or the (model, info) pair ``load_model`` returns.
+        A model with sub-nets gives one artifact with all of them (format 1.1, docs/subnets.md).
 
     calib_images: raw images (B, C, H, W): uint8 pixels, other integers holding pixels 0..255, or
         floats in [0, 1] (``pesto.validate.unit_images``); None: Fashion-MNIST training images.
@@ -113,6 +125,8 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
         (in percent, default 90; 0 records the agreement without a threshold).
     values: a dict to fill with {op name of graph.capture: name of the node holding its value}
         (how pesto.transfer finds the artifact node of a backbone value).
+    subnet: with a sub-net model, export only this sub-net (index or name) as a plain artifact.
+        With several sub-nets every one is verified and each must reach ``min_agreement``.
     """
     t0 = time.perf_counter()
     if cg is not None:
@@ -130,21 +144,28 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
                           f"pixel / 255 as it is); give a normalisation as mean= and std=")
     model, info = load_model(model_or_checkpoint, cg)
     model.eval()
+    plains, keys = _subnet_models(model, info, subnet)
 
     images = _calibration_images(calib_images, info, num_calibration)
     mean, std, rule = _normalisation(images.shape[1], mean, std, normalisation, info)
     norm = torch.from_numpy((images - mean.reshape(1, -1, 1, 1)) / std.reshape(1, -1, 1, 1))
     batches = [norm[i:i + batch_size] for i in range(0, len(norm), batch_size)]
-    bar = _bar(progress, len(norm), "calibrating")
+    bar = _bar(progress, len(norm) * len(plains), "calibrating")
     t1 = time.perf_counter()
-    ops = G.capture(model, batches, bar)
+    op_lists = [G.capture(p, batches, bar) for p in plains]
     if bar is not None:
         bar.close()
+    _joint_ranges(op_lists)
     t2 = time.perf_counter()
-    builder = _Builder(ops, cg, act_bits, frac_bits, headroom_bits, progress)
-    nodes, output = builder.build()
-    if values is not None:
-        values.update(builder.value)
+    views, fallback = [], []
+    for p, ops in zip(plains, op_lists):
+        builder = _Builder(ops, cg, act_bits, frac_bits, headroom_bits, progress)
+        nodes, output = builder.build()
+        views.append((p, nodes, output, ops))
+        fallback = builder.host_fallback
+        if values is not None and not values:   # the first view's nodes (the names are the same in every view)
+            values.update(builder.value)
+    ops = op_lists[0]
     num_classes = int(np.prod(next(op for op in ops if op.name == ops[-1].inputs[0]).shape))
     meta = {
         "model": {"name": name or info["name"], "source": info["source"], "quant_mode": info["mode"],
@@ -158,25 +179,94 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
                      "rounding": "round half up", "saturation": "int16"},
         "export": {"pesto_version": __version__, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                    "cg": cg, "act_bits": act_bits, "frac_bits": frac_bits, "headroom_bits": headroom_bits,
-                   "calibration_images": int(len(images)), "host_fallback": builder.host_fallback},
+                   "calibration_images": int(len(images)), "host_fallback": fallback},
     }
-    artifact = Artifact(nodes, output, meta)
+    arts = [Artifact(nodes, output, copy.deepcopy(meta)) for _, nodes, output, _ in views]
     t3 = time.perf_counter()
-    if verify:
-        v = meta["export"]["verification"] = _verify(model, artifact, images[:verify], norm[:verify])
+    checks = []
+    for (p, _, _, _), a in zip(views, arts):
+        if not verify:
+            checks.append(None)
+            continue
+        v = _verify(p, a, images[:verify], norm[:verify])
         v["min_agreement"] = min_agreement
+        label = f"sub-net {info['subnets'][keys[len(checks)]]!r}: " if keys is not None else ""
         if v["top1_agreement"] < min_agreement:
             raise ExportError(
-                f"the exported integer pipeline agrees with the float model on only {v['top1_agreement']:.1f} % "
-                f"of {v['images']} calibration images (threshold {min_agreement:g} %; max |logit error| "
-                f"{v['max_abs_logit_error']:.3g} of a logit range {v['logit_range']:.3g}): the fixed-point formats "
-                f"destroy the model (act_bits={act_bits}, headroom_bits={headroom_bits}, frac_bits={frac_bits}). "
-                f"Export with the default formats, or lower the threshold on purpose (--min-agreement)")
+                f"{label}the exported integer pipeline agrees with the float model on only "
+                f"{v['top1_agreement']:.1f} % of {v['images']} calibration images (threshold "
+                f"{min_agreement:g} %; max |logit error| {v['max_abs_logit_error']:.3g} of a logit range "
+                f"{v['logit_range']:.3g}): the fixed-point formats destroy the model (act_bits={act_bits}, "
+                f"headroom_bits={headroom_bits}, frac_bits={frac_bits}). Export with the default formats, or "
+                f"lower the threshold on purpose (--min-agreement)")
+        checks.append(v)
+    if keys is None:
+        artifact = arts[0]
+        if checks[0]:
+            meta["export"]["verification"] = checks[0]
+    else:
+        sub_metas = [_subnet_meta(info, k, check) for k, check in zip(keys, checks)]
+        names = [info["subnets"][k] for k in keys]
+        if len(arts) == 1:   # one sub-net on its own: a plain artifact that says which it is
+            artifact = arts[0]
+            meta["subnet"] = {"index": keys[0], "name": names[0], "of": len(info["subnets"]),
+                              "names": list(info["subnets"]), "meta": sub_metas[0]}
+            if checks[0]:
+                meta["export"]["verification"] = checks[0]
+        else:
+            meta["export"]["subnets_calibrated_jointly"] = True
+            artifact = merge_subnets(arts, names, sub_metas, meta=meta)
+            meta = artifact.meta
+    artifact.meta = meta
     t4 = time.perf_counter()
     meta["export"]["seconds"] = round(t4 - t0, 3)
     meta["export"]["timing_s"] = {"load": round(t1 - t0, 3), "calibration": round(t2 - t1, 3),
                                   "build": round(t3 - t2, 3), "verify": round(t4 - t3, 3)}
     return artifact
+
+
+def _subnet_models(model: nn.Module, info: dict, subnet) -> tuple[list[nn.Module], list[int] | None]:
+    """The plain networks to export: the model itself, or one per sub-net (their indices)."""
+    from ..prune.subnets import extract_subnet, is_subnet_model, subnet_index
+    if not is_subnet_model(model):
+        if subnet is not None:
+            raise ConfigError(f"{info['name']}: --subnet {subnet!r} given, but the model has no sub-nets "
+                              f"(train it with `pesto train --mode ast`)")
+        return [model], None
+    info.setdefault("subnets", list(model.subnet_names))
+    keys = [subnet_index(model, subnet)] if subnet is not None else list(range(len(model.subnet_names)))
+    if subnet is None and info.get("granularity") == "element":
+        raise ConfigError(f"{info['name']}: its sub-nets have element-level (N:M) masks; one artifact holds "
+                          f"sub-nets that differ in whole PE groups only (docs/subnets.md): export them one at "
+                          f"a time with --subnet NAME ({', '.join(model.subnet_names)})")
+    return [extract_subnet(model, k).eval() for k in keys], keys
+
+
+def _joint_ranges(op_lists) -> None:
+    """The sub-nets share one set of formats: every op's calibrated range becomes its widest one."""
+    first = [op.name for op in op_lists[0]]
+    for ops in op_lists[1:]:
+        if [op.name for op in ops] != first:
+            raise UnsupportedLayerError("the sub-nets trace to different graphs; they must share one graph")
+    for i in range(len(first)):
+        widest = max(ops[i].max_abs for ops in op_lists)
+        for ops in op_lists:
+            ops[i].max_abs = widest
+
+
+def _subnet_meta(info: dict, k: int, check) -> dict:
+    """A sub-net's meta in the artifact: its target and its accuracy as its checkpoint measured it."""
+    meta = {"index": k}
+    targets = info.get("targets") or []
+    if k < len(targets):
+        meta["target_group_sparsity"] = float(targets[k])
+    for s in (info.get("last_subnets") or [])[k:k + 1]:
+        meta["accuracy"] = {"top1_percent": float(s["test_acc"]), "images": s.get("images"), "split": "test",
+                            "measured_by": "pesto train (torch forward of the ternary sub-net, float)"}
+        meta["train_group_sparsity"] = float(s["group_sparsity"])
+    if check:
+        meta["verification"] = check
+    return meta
 
 
 def _normalisation(c: int, mean, std, normalisation, info: dict):
@@ -374,7 +464,7 @@ class _Builder:
             return self.emit(Node(op.name, "conv", [src], attrs={"stride": m.stride[0], "padding": pad[0],
                                                                   "relu": relu},
                                   arrays={"weight": w.float().numpy(), "bias": shift.float().numpy()})), last
-        codes, alpha = ternarize(latent_weight(m))
+        codes, alpha = ternary_codes(m)   # a sub-net model: the codes and alpha of its active sub-net
         src = self.get(op.inputs[0], "int")
         f_in = self.frac_of[src]
         f_out = self.frac_for(last.max_abs, where)

@@ -16,6 +16,11 @@ Float group lasso (mode ``prune``) is minimised by proximal SGD instead of addin
 loss: after each optimizer step every group is soft-thresholded, W_i <- W_i * max(0, 1 - lr*lam /
 ||W_i||). Same objective, but groups reach exact zero, which subgradient steps never do in float
 (they jitter around zero). The ternary modes need no prox: ternarization zeroes small groups.
+
+How weights are grouped is a ``Grouper`` (pesto.prune.groups: PE groups of pesto.geometry, or
+single elements); every function here takes one, or an int Cg for PE groups. Which regularizer a
+training mode uses is the mode's own declaration (pesto.train.methods, a registry), not a table here.
+Sub-nets and prune-and-regrow (AST, Chapter 3): pesto.prune.subnets, pesto.prune.regrow.
 """
 
 from __future__ import annotations
@@ -26,24 +31,24 @@ import torch.nn as nn
 from .. import geometry
 from ..errors import ConfigError
 from ..quant.ternary import latent_weight, select_layers, ternary_layers
-
-MODES = ("fp", "tern", "prune", "naive", "wpc")
-PENALTY = {"fp": None, "tern": None, "prune": "lasso", "naive": "lasso", "wpc": "wpc"}
-PROXIMAL = {"prune"}  # modes whose penalty is applied as a proximal step, not as a loss term
+from .groups import ElementGroups, Grouper, PEGroups, as_grouper
 
 
-def group_lasso(w: torch.Tensor, cg: int) -> torch.Tensor:
-    """sum_i ||W_i||_2 over the PE groups of one layer (eq 2.4's inner sum)."""
-    return geometry.group_norms(w, cg).sum()
+def group_lasso(w: torch.Tensor, cg: int | Grouper) -> torch.Tensor:
+    """sum_i ||W_i||_2 over the groups of one layer (eq 2.4's inner sum); cg: PE group size or a Grouper."""
+    return as_grouper(cg).norms(w).sum()
 
 
 @torch.no_grad()
-def group_soft_threshold_(w: torch.Tensor, cg: int, t: float) -> None:
-    """In place: W_i <- W_i * max(0, 1 - t / ||W_i||) for every PE group (the prox of t*||.||_2)."""
-    norms = geometry.group_norms(w, cg)
-    scale = (1 - t / norms.clamp_min(1e-12)).clamp_min(0)
-    scale = scale.repeat_interleave(cg, dim=1)[:, : w.shape[1]]  # (N, G) -> (N, C), padding dropped
-    w.mul_(scale.reshape(scale.shape + (1,) * (w.ndim - 2)))
+def group_soft_threshold_(w: torch.Tensor, cg: int | Grouper, t: float) -> None:
+    """In place: W_i <- W_i * max(0, 1 - t / ||W_i||) for every group (the prox of t*||.||_2)."""
+    grouper = as_grouper(cg)
+    scale = (1 - t / grouper.norms(w).clamp_min(1e-12)).clamp_min(0)
+    if isinstance(grouper, PEGroups):
+        scale = scale.repeat_interleave(grouper.cg, dim=1)[:, : w.shape[1]]  # (N, G) -> (N, C), padding dropped
+        w.mul_(scale.reshape(scale.shape + (1,) * (w.ndim - 2)))
+    else:
+        w.mul_(grouper.expand(scale, w.shape))
 
 
 def wpc_threshold(norms: torch.Tensor, a: float) -> torch.Tensor:
@@ -51,9 +56,9 @@ def wpc_threshold(norms: torch.Tensor, a: float) -> torch.Tensor:
     return a * norms.detach().mean()
 
 
-def wpc_penalty(w: torch.Tensor, cg: int, a: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def wpc_penalty(w: torch.Tensor, cg: int | Grouper, a: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(sum_i min(||W_i||, delta), delta, clipped mask) of one layer (eq 2.6-2.7)."""
-    norms = geometry.group_norms(w, cg)
+    norms = as_grouper(cg).norms(w)
     delta = wpc_threshold(norms, a)
     clipped = norms >= delta
     return torch.where(clipped, delta, norms).sum(), delta, clipped
@@ -87,10 +92,11 @@ class Regularizer:
     @classmethod
     def for_mode(cls, mode: str, model: nn.Module, lam: float = 0.0, a: float = 1.0, cg: int = 16,
                  keep_first_last: bool = True, cg_overrides: dict | None = None) -> "Regularizer":
-        if mode not in MODES:
-            raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-        return cls(compressed_layers(model, cg, keep_first_last, cg_overrides), PENALTY[mode], lam, a,
-                   proximal=mode in PROXIMAL)
+        """The regularizer training mode ``mode`` declares (pesto.train.methods: penalty, proximal)."""
+        from ..train.methods import get_method
+        method = get_method(mode)
+        return cls(compressed_layers(model, cg, keep_first_last, cg_overrides), method.penalty, lam, a,
+                   proximal=method.proximal)
 
     @property
     def active(self) -> bool:
@@ -130,3 +136,15 @@ class Regularizer:
             out[name] = {"delta": float(delta), "clipped": float((norms >= delta).float().mean()),
                          "mean_norm": float(norms.mean())}
         return out
+
+
+def __getattr__(name: str):
+    # the mode names used to live here as a table; they are the method registry's now
+    if name == "MODES":
+        from ..train.methods import method_names
+        return method_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["group_lasso", "group_soft_threshold_", "wpc_threshold", "wpc_penalty", "compressed_layers",
+           "Regularizer", "Grouper", "PEGroups", "ElementGroups", "as_grouper"]

@@ -7,6 +7,12 @@
 Applied with torch.nn.utils.parametrize: the module keeps its latent float weight in
 ``parametrizations.weight.original`` and every forward sees ``alpha * codes``. The backward
 pass is the identity (STE): dL/dw = dL/dw_hat.
+
+Sub-nets (docs/subnets.md, pesto.prune.subnets): a ``Ternarize`` may hold K masks over its
+layer's groups, one per sub-net, and an active index. Then Delta_l still comes from the whole
+shared latent weight (the codes are shared), the active sub-net's weights are
+``alpha_k * codes * keep_k`` with alpha_k the mean |w| over the kept weights above Delta_l,
+and the straight-through gradient reaches only the kept weights.
 """
 
 from __future__ import annotations
@@ -27,10 +33,16 @@ def ternary_threshold(w: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def ternarize(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(codes int8 in {-1,0,+1}, alpha scalar tensor) of a latent weight (eq 2.1-2.2)."""
+def ternarize(w: torch.Tensor, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(codes int8 in {-1,0,+1}, alpha scalar tensor) of a latent weight (eq 2.1-2.2).
+
+    keep: optional bool tensor of w's shape (a sub-net's group mask, expanded): weights outside it
+    get code 0 and do not count in alpha; Delta_l is always taken over the whole of w.
+    """
     a = w.abs()
     mask = a > DELTA_RATIO * a.max()
+    if keep is not None:
+        mask = mask & keep
     codes = (torch.sign(w) * mask).to(torch.int8)
     # mean over the mask as sum / count: no boolean indexing, no host sync (runs every forward)
     count = mask.sum()
@@ -42,17 +54,43 @@ class Ternarize(nn.Module):
     """Parametrization: latent weight -> alpha * ternary codes, straight-through gradient.
 
     ``cg`` is the PE-group size of this layer, read by the regularizers, metrics and exporter.
+
+    Sub-nets: ``masks`` is None (a plain ternary layer) or a bool buffer (K, *mask shape) of K
+    sub-net masks over ``grouper``'s groups (pesto.prune.groups; PE groups by default), and
+    ``active`` the sub-net the forward computes. pesto.prune.subnets sets them up.
+    ``capture = True`` keeps the next backward's dense gradient dL/dw_hat in ``captured`` (the
+    regrow criterion needs it for the masked-out groups too).
     """
 
     def __init__(self, cg: int = 16):
         super().__init__()
         self.cg = int(cg)
+        self.register_buffer("masks", None)   # None buffers are not in the state dict
+        self.grouper = None
+        self.active = 0
+        self.capture = False
+        self.captured: torch.Tensor | None = None
+
+    def keep_mask(self, w: torch.Tensor) -> torch.Tensor | None:
+        """The active sub-net's mask expanded to w's shape (None: no sub-nets, every weight)."""
+        if self.masks is None:
+            return None
+        return self.grouper.expand(self.masks[self.active], w.shape)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        codes, alpha = ternarize(w)
+        keep = self.keep_mask(w)
+        codes, alpha = ternarize(w, keep)
         w_hat = alpha * codes.to(w.dtype)
         # straight-through: the value is exactly w_hat (w - w is exactly 0), the gradient passes to w
-        return w_hat + (w - w.detach())
+        if keep is None:
+            return w_hat + (w - w.detach())
+        out = w_hat + (w - w.detach()) * keep   # ... and only to the active sub-net's weights
+        if self.capture and out.requires_grad:
+            out.register_hook(self._store)
+        return out
+
+    def _store(self, grad: torch.Tensor) -> None:
+        self.captured = grad.detach().clone()
 
     def extra_repr(self) -> str:
         return f"cg={self.cg}"
@@ -63,13 +101,25 @@ def is_ternary(module: nn.Module) -> bool:
         isinstance(p, Ternarize) for p in module.parametrizations.weight)
 
 
+def ternary_param(module: nn.Module) -> Ternarize:
+    """The Ternarize parametrization of a ternary layer."""
+    return next(p for p in module.parametrizations.weight if isinstance(p, Ternarize))
+
+
+@torch.no_grad()
+def ternary_codes(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """(codes, alpha) the layer's forward uses: eq 2.1-2.2, within the active sub-net if it has sub-nets."""
+    p = ternary_param(module)
+    w = module.parametrizations.weight.original
+    return ternarize(w, p.keep_mask(w))
+
+
 def ternary_layers(model: nn.Module) -> list[tuple[str, nn.Module, int]]:
     """(qualified name, module, cg) of every ternarized conv/linear, in module order."""
     out = []
     for name, m in model.named_modules():
         if is_ternary(m):
-            cg = next(p.cg for p in m.parametrizations.weight if isinstance(p, Ternarize))
-            out.append((name, m, cg))
+            out.append((name, m, ternary_param(m).cg))
     return out
 
 

@@ -4,7 +4,8 @@ Layout (format "pesto-checkpoint", version 1)::
 
     format, version
     model       {name, in_channels, num_classes, input_size}      -> pesto.models.build_model
-    quant       {mode: fp|tern|prune|naive|wpc, cg, keep_first_last, cg_overrides}
+    quant       {mode: fp|tern|prune|naive|wpc|ast, cg, keep_first_last, cg_overrides, + what the
+                mode's method needs to rebuild its model (ast: subnets, targets, granularity)}
     data        {dataset, mean, std}   per-channel normalisation the deployment must apply:
                                        x = (pixel / 255 - mean[c]) / std[c]
                 [classes]              the labels trained on (relabelled 0..k-1), when not all
@@ -13,8 +14,9 @@ Layout (format "pesto-checkpoint", version 1)::
     state_sha256  checksum of the state dict's tensors (catches bit flips torch.load misses)
     epoch       epochs completed
     optimizer, scheduler   state to resume (scheduler: {milestones, gamma, base_lr, last_epoch})
-    history     one dict per epoch: loss, acc, lr, sparsity metrics, WPC thresholds
+    history     one dict per epoch: loss, acc, lr, sparsity metrics, WPC thresholds (ast: per sub-net)
     args        the training options (JSON-able)
+    method      the training method's state for an exact --resume (ast: mask schedule, GC memory, logs)
 
 Load with ``load_checkpoint`` (torch.load(weights_only=True) only) and rebuild the network with
 ``model_from_checkpoint``.
@@ -36,11 +38,13 @@ import torch.nn as nn
 
 from ..errors import CheckpointError, ConfigError
 from ..util import atomic_write_bytes
+from .methods import get_method, method_names
 
 FORMAT = "pesto-checkpoint"
 VERSION = 1
-MODES = ("fp", "tern", "prune", "naive", "wpc")
-TERNARY_MODES = ("tern", "naive", "wpc")
+MODES = method_names()                                               # the method registry's modes
+TERNARY_MODES = tuple(m for m in MODES if get_method(m).ternary)
+QUANT_KEYS = ("mode", "cg", "keep_first_last", "cg_overrides")
 REQUIRED = ("model", "quant", "data", "state_dict", "epoch")
 
 
@@ -78,9 +82,9 @@ def _plain(x: Any) -> Any:
 
 def make_checkpoint(model: nn.Module, *, model_cfg: dict, quant: dict, data: dict, epoch: int = 0,
                     optimizer: torch.optim.Optimizer | None = None, scheduler: dict | None = None,
-                    history: list | None = None, args: Any = None) -> dict:
-    if quant.get("mode") not in MODES:
-        raise ConfigError(f"unknown mode {quant.get('mode')!r}; choose one of {', '.join(MODES)}")
+                    history: list | None = None, args: Any = None, method: dict | None = None) -> dict:
+    if quant.get("mode") not in method_names():
+        raise ConfigError(f"unknown mode {quant.get('mode')!r}; choose one of {', '.join(method_names())}")
     state = {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}
     if args is not None and not isinstance(args, dict):
         args = vars(args)
@@ -90,7 +94,8 @@ def make_checkpoint(model: nn.Module, *, model_cfg: dict, quant: dict, data: dic
         "model": {k: _plain(model_cfg[k]) for k in ("name", "in_channels", "num_classes", "input_size")},
         "quant": {"mode": quant["mode"], "cg": int(quant.get("cg", 16)),
                   "keep_first_last": bool(quant.get("keep_first_last", True)),
-                  "cg_overrides": {str(k): int(v) for k, v in (quant.get("cg_overrides") or {}).items()}},
+                  "cg_overrides": {str(k): int(v) for k, v in (quant.get("cg_overrides") or {}).items()},
+                  **{str(k): _plain(v) for k, v in quant.items() if k not in QUANT_KEYS}},
         "data": {"dataset": str(data["dataset"]), "mean": [float(v) for v in data["mean"]],
                  "std": [float(v) for v in data["std"]],
                  **({"classes": [int(c) for c in data["classes"]]} if data.get("classes") else {})},
@@ -101,6 +106,7 @@ def make_checkpoint(model: nn.Module, *, model_cfg: dict, quant: dict, data: dic
         "scheduler": _plain(scheduler),
         "history": _plain(list(history or [])),
         "args": _plain(args or {}),
+        **({"method": _plain(method)} if method else {}),
     }
 
 
@@ -235,17 +241,14 @@ def check_fields(ckpt: dict, where: str = "checkpoint") -> None:
 
 
 def build_from_config(model_cfg: dict, quant: dict, model: nn.Module | None = None) -> nn.Module:
-    """The untrained architecture a checkpoint describes (ternarized for tern/naive/wpc); with
-    ``model`` (a user's own nn.Module), that model, quantized the same way."""
+    """The untrained architecture a checkpoint describes, with its mode's structure (ternary
+    layers for tern/naive/wpc/ast, sub-net masks and BN sets for ast: the method's ``prepare``);
+    with ``model`` (a user's own nn.Module), that model, prepared the same way."""
     from ..models import build_model
-    from ..quant import is_ternary, ternarize_model
     if model is None:
         model = build_model(model_cfg["name"], in_channels=int(model_cfg["in_channels"]),
                             num_classes=int(model_cfg["num_classes"]), input_size=int(model_cfg["input_size"]))
-    if quant["mode"] in TERNARY_MODES and not any(is_ternary(m) for m in model.modules()):
-        ternarize_model(model, cg=int(quant["cg"]), keep_first_last=bool(quant["keep_first_last"]),
-                        cg_overrides=dict(quant.get("cg_overrides") or {}))
-    return model
+    return get_method(quant["mode"]).prepare(model, quant)
 
 
 def model_from_checkpoint(ckpt: dict | str | os.PathLike) -> nn.Module:
@@ -280,3 +283,9 @@ def model_from_checkpoint(ckpt: dict | str | os.PathLike) -> nn.Module:
 def default_checkpoint_path() -> Path:
     """The embedded default model: WPC ResNet-20 (Cg=16) trained on Fashion-MNIST."""
     return Path(__file__).resolve().parent.parent / "assets" / "resnet20_fmnist_wpc.pt"
+
+
+def subnets_checkpoint_path() -> Path:
+    """The embedded dynamic-inference model: AST-GC ResNet-20 (Cg=16) with 3 sub-nets (30/50/70 %
+    group sparsity) trained on Fashion-MNIST by the fmnist-ast recipe."""
+    return Path(__file__).resolve().parent.parent / "assets" / "resnet20_fmnist_ast.pt"

@@ -1,7 +1,8 @@
-"""`pesto train`: train a model in one of the five modes of Chapter 2 from a named recipe.
+"""`pesto train`: train a model in one of the modes (Chapter 2's five, Chapter 3's ast) from a recipe.
 
     pesto train --recipe fmnist-demo --out runs/wpc.pt
     pesto train --recipe cifar --mode naive --lambda 2e-4 --data-root ~/data/cifar-10-batches-py
+    pesto train --recipe fmnist-ast --subnets 0.3,0.5,0.7 --out runs/ast.pt
     torchrun --nproc-per-node 4 -m pesto.train.cli --recipe imagenet --data-root /data/imagenet
 """
 
@@ -13,7 +14,6 @@ import os
 import sys
 from pathlib import Path
 
-from ..prune import MODES
 from ..validate import (data_folder, existing_file, finite_float, nonnegative_float, nonnegative_int, output_file,
                         output_folder, positive_float, positive_int, seed_int)
 from .recipes import RECIPES, recipe
@@ -45,6 +45,10 @@ def classes_arg(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _str_list(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
 def _model_spec(value: str) -> str:
     """A zoo model name, or package.module:factory (imported when the run builds it)."""
     from ..models import MODELS
@@ -56,14 +60,14 @@ def _model_spec(value: str) -> str:
 def configure(p: argparse.ArgumentParser) -> None:
     from ..data.datasets import DATASETS
     from ..models import MODELS
+    from .methods import METHODS
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = "recipes:\n" + "\n".join(
         f"  {name:13s} " + ", ".join(f"{k}={v}" for k, v in r.items()) for name, r in RECIPES.items())
     a = p.add_argument
     a("--recipe", default="fmnist-quick", choices=RECIPES, metavar="RECIPE",
       help=f"named settings to start from: {', '.join(RECIPES)} (default: fmnist-quick)")
-    a("--mode", choices=MODES, help="fp: float; tern: ternary; prune: float + group lasso; "
-                                    "naive: ternary + group lasso; wpc: ternary + weight penalty clipping")
+    a("--mode", choices=tuple(METHODS), help="; ".join(f"{n}: {m.summary}" for n, m in METHODS.items()))
     a("--model", type=_model_spec, metavar="MODEL",
       help=f"{', '.join(MODELS)}, or your own package.module:factory (a function returning an nn.Module; "
            f"docs/training.md)")
@@ -106,6 +110,22 @@ def configure(p: argparse.ArgumentParser) -> None:
     a("--device", help="cpu, cuda, cuda:1 (default: cuda if available); refused if this machine lacks it")
     a("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
     a("--summary-json", type=output_file, help="also write the final metrics to this JSON file")
+    g = p.add_argument_group("--mode ast (Chapter 3: sub-nets sharing one set of ternary codes)")
+    a = g.add_argument
+    a("--subnets", type=_str_list, metavar="T1,T2,...",
+      help="one target per sub-net: group sparsities in [0, 1) (e.g. 0.3,0.5,0.7), or N:M with --pattern nm*")
+    a("--scheme", help="nd: non-disjoint, each sub-net prunes and regrows (default); cs: completely subset")
+    a("--gc", dest="gc", action="store_true", default=None, help="gradient correction, eq 3.4 (default)")
+    a("--no-gc", dest="gc", action="store_false", help="alternating sparse training without correction")
+    a("--pattern", help="group: any PE groups (default); nm: N of every M PE groups of a channel; "
+                        "nm-element: N of every M weights along the input channels (GPU N:M)")
+    a("--joint", action="store_true", default=None, help="joint training (eq 3.3): every sub-net every step")
+    a("--sparsity-init", type=finite_float(0.0, 1.0, hi_open=True), help="initial sparsity s_i of the schedule (default 0)")
+    a("--prune-every", type=positive_int, help="steps between two mask updates of a sub-net (delta tau)")
+    a("--prune-start", type=finite_float(0.0, 1.0), help="the mask schedule starts at this fraction of the run (default 0)")
+    a("--prune-end", type=finite_float(0.0, 1.0), help="... and reaches the targets at this fraction (default 0.75)")
+    a("--regrow", type=finite_float(0.0, 1.0), help="initial prune-and-regrow fraction, decays to 0 by cosine (default 0.5)")
+    a("--sparsity-schedule", choices=("cosine", "cubic"), help="shape of the sparsity ramp (default cosine)")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -129,9 +149,13 @@ def validate(args: argparse.Namespace) -> None:
 
 def summary(ckpt: dict) -> dict:
     last = ckpt["history"][-1] if ckpt.get("history") else {}
-    return {"model": ckpt["model"], "quant": ckpt["quant"], "epoch": ckpt["epoch"],
-            **{k: last.get(k) for k in ("test_acc", "overall_sparsity", "group_sparsity",
-                                        "in_group_sparsity", "compression_rate")}}
+    out = {"model": ckpt["model"], "quant": ckpt["quant"], "epoch": ckpt["epoch"],
+           **{k: last.get(k) for k in ("test_acc", "overall_sparsity", "group_sparsity",
+                                       "in_group_sparsity", "compression_rate")}}
+    if last.get("subnets"):   # --mode ast: the top-level figures are the sub-nets' means
+        out["subnets"] = [{k: s[k] for k in ("name", "target", "test_acc", "group_sparsity", "compression_rate")}
+                          for s in last["subnets"]]
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,11 +1,15 @@
-"""The training loop: data, model, mode, regularizer, schedule, checkpoints, DDP, history.
+"""The training loop: data, model, schedule, checkpoints, DDP, history; the method does the step.
 
     from pesto.train import TrainConfig, train
     ckpt = train(TrainConfig(mode="wpc", epochs=2, subset=5000, out="runs/wpc.pt"))
 
-Runs on one process, or on several under torchrun (DistributedDataParallel; gloo on CPU, nccl on
-GPUs). After every epoch rank 0 writes the checkpoint atomically; ``resume=True`` continues a
-killed run from its last completed epoch.
+One generic loop for every mode: ``cfg.mode`` names a method in the registry of
+pesto.train.methods, and the loop calls that method object each step (``train_step``: its hooks
+before and after the optimizer step), at each epoch's end (metrics, report) and for the
+checkpoint (``state_dict``). Runs on one process, or on several under torchrun
+(DistributedDataParallel; gloo on CPU, nccl on GPUs). After every epoch rank 0 writes the
+checkpoint atomically; ``resume=True`` continues a killed run from its last completed epoch,
+exactly (data order, optimizer and method state are restored).
 """
 
 from __future__ import annotations
@@ -24,12 +28,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .. import metrics
 from ..data import dataset_info, load_splits, select_classes, subset
 from ..errors import CheckpointError, ConfigError
-from ..prune import MODES, Regularizer
+from ..prune import Regularizer
 from ..validate import check_device, check_float, check_int
-from .checkpoint import TERNARY_MODES, build_from_config, load_checkpoint, save_checkpoint, unwrap
+from .checkpoint import build_from_config, load_checkpoint, save_checkpoint, unwrap
+from .methods import Method, get_method, method_names
 
 
 @dataclass
@@ -65,12 +69,24 @@ class TrainConfig:
     progress: bool = True
     init: str | None = None              # start from this checkpoint's weights (e.g. a float model)
     threads: int | None = None           # torch CPU threads (1 is fastest on a crowded machine)
+    # --mode ast (Chapter 3, pesto.train.ast_gc): K sub-nets sharing one set of ternary codes
+    subnets: list = field(default_factory=list)   # targets: group sparsities, or N:M for the nm patterns
+    scheme: str = "nd"                   # nd (non-disjoint) | cs (completely subset), table 8
+    gc: bool | None = None               # gradient correction (eq 3.4); default on, off for joint
+    pattern: str = "group"               # group | nm (N of M PE groups) | nm-element (N of M weights)
+    joint: bool = False                  # joint training (eq 3.3): every sub-net every step
+    sparsity_init: float = 0.0           # s_i of the sparsity schedule
+    prune_every: int = 32                # delta tau: steps between two mask updates of a sub-net
+    prune_start: float = 0.0             # the mask schedule's window, fractions of the run's steps
+    prune_end: float = 0.75
+    regrow: float = 0.5                  # initial prune-and-regrow fraction (-> 0 by cosine)
+    sparsity_schedule: str = "cosine"    # cosine | cubic (GraNet's ramp)
 
     def __post_init__(self):
         """Every option with one meaning, checked before anything runs (docs/training.md)."""
         from ..data.datasets import DATASETS
         from ..models import MODELS
-        for name, known in (("mode", MODES), ("optimizer", ("sgd", "adam")), ("model", MODELS), ("dataset", DATASETS)):
+        for name, known in (("mode", method_names()), ("optimizer", ("sgd", "adam")), ("model", MODELS), ("dataset", DATASETS)):
             if name == "model" and isinstance(self.model, str) and ":" in self.model:
                 continue                 # a user's factory package.module:function, imported by build_model
             if getattr(self, name) not in known:
@@ -103,6 +119,13 @@ class TrainConfig:
             raise ConfigError(f"data_root {self.data_root} is not a folder; pesto looks for the dataset only there")
         if self.device is not None:
             check_device(self.device)
+        get_method(self.mode).validate(self)
+
+    @classmethod
+    def default(cls, name: str):
+        """The default value of field ``name``."""
+        f = cls.__dataclass_fields__[name]
+        return f.default_factory() if callable(f.default_factory) else f.default
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -115,7 +138,7 @@ class TrainConfig:
     @property
     def quant(self) -> dict:
         return {"mode": self.mode, "cg": self.cg, "keep_first_last": self.keep_first_last,
-                "cg_overrides": dict(self.cg_overrides)}
+                "cg_overrides": dict(self.cg_overrides), **get_method(self.mode).quant_extra(self)}
 
 
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
@@ -140,20 +163,22 @@ def _is_dist() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-# -- one epoch ------------------------------------------------------------------------------
-def train_step(model: nn.Module, reg: Regularizer, opt: torch.optim.Optimizer, x: torch.Tensor,
-               y: torch.Tensor) -> tuple[float, float, int]:
-    """One optimisation step: (cross-entropy, penalty, correct predictions)."""
-    out = model(x)
-    ce = F.cross_entropy(out, y)
-    with torch.set_grad_enabled(not reg.proximal):  # a proximal penalty is only logged here
-        pen = reg.penalty() if reg.active else None
-    loss = ce + pen if pen is not None and not reg.proximal else ce
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    reg.prox_(opt.param_groups[0]["lr"])  # proximal regularizers act after the step
-    return float(ce.detach()), float(pen.detach()) if pen is not None else 0.0, int((out.argmax(1) == y).sum())
+# -- one step -------------------------------------------------------------------------------
+class _RegularizerMethod(Method):
+    """A bare Regularizer driven as a method (the old train_step(model, reg, ...) signature)."""
+
+    def __init__(self, reg: Regularizer):
+        self.reg, self.model, self.cfg, self.total_steps = reg, None, None, 0
+
+
+def train_step(model: nn.Module, method, opt: torch.optim.Optimizer, x: torch.Tensor,
+               y: torch.Tensor, step: int = 0) -> tuple[float, float, int]:
+    """One optimisation step of ``method`` (a Method, or a bare Regularizer): (cross-entropy,
+    penalty, correct predictions)."""
+    if isinstance(method, Regularizer):
+        method = _RegularizerMethod(method)
+    s = method.train_step(model, opt, x, y, step)
+    return s.ce, s.penalty, s.correct
 
 
 @torch.no_grad()
@@ -170,19 +195,13 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> tupl
     return loss / max(n, 1), 100.0 * correct / max(n, 1)
 
 
-def _history_entry(epoch, cfg, lr, sums, steps, seen, test, elapsed, model_m, reg) -> dict:
+def _history_entry(epoch, lr, sums, steps, seen, elapsed, metrics_: dict) -> dict:
     entry = {
         "epoch": epoch, "lr": lr, "steps": steps, "world_size": _world(), "time_s": round(elapsed, 2),
         "train_loss": sums[0] / max(steps, 1), "penalty": sums[1] / max(steps, 1),
-        "train_acc": 100.0 * sums[2] / max(seen, 1), "test_loss": test[0], "test_acc": test[1],
+        "train_acc": 100.0 * sums[2] / max(seen, 1),
     }
-    for k in ("overall_sparsity", "group_sparsity", "in_group_sparsity", "compression_rate"):
-        entry[k] = model_m[k]
-    entry["layers"] = {name: {"group_sparsity": v["group_sparsity"], "layer_sparsity": v["layer_sparsity"]}
-                       for name, v in model_m["layers"].items()}
-    if cfg.mode == "wpc":
-        for name, t in reg.thresholds().items():
-            entry["layers"][name].update(delta=t["delta"], clipped=t["clipped"])
+    entry.update(metrics_)
     return entry
 
 
@@ -225,7 +244,7 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> dict:
                  "input_size": info.input_size}
     model = build_from_config(model_cfg, cfg.quant, model)
     opt = _make_optimizer(cfg, model)
-    start, history = 0, []
+    start, history, method_state = 0, [], None
     out = Path(cfg.out) if cfg.out else None
     if cfg.resume and out is not None and out.is_file():
         ckpt = load_checkpoint(out)
@@ -234,6 +253,7 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> dict:
         if ckpt.get("optimizer"):
             opt.load_state_dict(ckpt["optimizer"])
         start, history = int(ckpt["epoch"]), list(ckpt.get("history") or [])
+        method_state = ckpt.get("method")
     elif cfg.init:
         init = _init_from(model, cfg.init)
         if rank == 0:
@@ -244,14 +264,18 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> dict:
                           f"(e.g. {', '.join(init['ignored'][:3])})" if init["ignored"] else ""))
     model.to(device)
     _optimizer_to(opt, device)
-    reg = Regularizer.for_mode(cfg.mode, model, cfg.lam, cfg.a, cfg.cg, cfg.keep_first_last, cfg.cg_overrides)
-    layers = reg.layers
-    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    steps_per_epoch = min(len(train_dl), cfg.steps_per_epoch or len(train_dl))
+    method = get_method(cfg.mode)(model, cfg, steps_per_epoch * cfg.epochs)
+    if method_state:
+        method.load_state_dict(method_state)
+    layers = method.layers
+    net = (nn.parallel.DistributedDataParallel(model, find_unused_parameters=method.find_unused_parameters)
+           if world > 1 else model)
 
     if rank == 0:
         tqdm.write(f"pesto train: {cfg.model} mode {cfg.mode} on {cfg.dataset} ({len(train_ds)} train / "
-                   f"{len(test_ds)} test images), {len(layers)} compressed layers, Cg {cfg.cg}, "
-                   f"lambda {cfg.lam}, a {cfg.a}, world size {world}, device {device}"
+                   f"{len(test_ds)} test images), {len(layers)} compressed layers, {method.describe()}, "
+                   f"world size {world}, device {device}"
                    + (f", resuming after epoch {start}" if start else ""))
     ckpt = {}
     for epoch in range(start, cfg.epochs):
@@ -266,7 +290,7 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> dict:
             sampler.set_epoch(epoch)
         net.train()
         t0 = time.perf_counter()
-        total = min(len(train_dl), cfg.steps_per_epoch or len(train_dl))
+        total = steps_per_epoch
         bar = tqdm(total=total, desc=f"{cfg.mode} epoch {epoch + 1}/{cfg.epochs}", unit="step",
                    disable=not cfg.progress or rank != 0, leave=False, dynamic_ncols=True)
         sums, steps, seen = [0.0, 0.0, 0], 0, 0
@@ -274,31 +298,37 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> dict:
             if steps >= total:
                 break
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            ce, pen, correct = train_step(net, reg, opt, x, y)
-            if not math.isfinite(ce):
-                raise ConfigError(f"training diverged at epoch {epoch + 1} step {steps + 1} (loss {ce}); "
+            st = method.train_step(net, opt, x, y, epoch * total + steps)
+            if not math.isfinite(st.ce):
+                raise ConfigError(f"training diverged at epoch {epoch + 1} step {steps + 1} (loss {st.ce}); "
                                   f"lower --lr or --lambda")
-            sums[0] += ce; sums[1] += pen; sums[2] += correct
+            sums[0] += st.ce; sums[1] += st.penalty; sums[2] += st.correct
             steps += 1
-            seen += len(y)
+            seen += st.images
             bar.update(1)
-            bar.set_postfix(loss=f"{ce:.3f}", pen=f"{pen:.3f}")
+            bar.set_postfix(method.postfix(st))
         bar.close()
+        train_s = time.perf_counter() - t0
         if rank == 0:
-            test = evaluate(model, test_dl, device)
-            m = metrics.model_metrics(model, layers)
-            entry = _history_entry(epoch + 1, cfg, lr, sums, steps, seen, test, time.perf_counter() - t0, m, reg)
+            m = method.epoch_metrics(model, test_dl, device)
+            entry = _history_entry(epoch + 1, lr, sums, steps, seen, time.perf_counter() - t0, m)
+            entry["train_s"] = round(train_s, 2)   # the steps alone (time_s includes the evaluation)
             history.append(entry)
             tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  lr {lr:.3g}  loss {entry['train_loss']:.4f}  "
-                       f"test acc {test[1]:.2f}%  sparsity {100 * m['overall_sparsity']:.1f}%  "
+                       f"test acc {m['test_acc']:.2f}%  sparsity {100 * m['overall_sparsity']:.1f}%  "
                        f"group sparsity {100 * m['group_sparsity']:.1f}%  "
                        f"comp {m['compression_rate']:.1f}x  ({entry['time_s']:.0f} s)")
+            report = method.epoch_report(entry)
+            if report:
+                tqdm.write(report)
+        method.on_epoch_end(epoch + 1)
+        if rank == 0:
             fields_ = dict(model_cfg=model_cfg, quant=cfg.quant,
                            data={"dataset": cfg.dataset, "mean": info.mean, "std": info.std, "classes": cfg.classes},
                            epoch=epoch + 1, optimizer=opt,
                            scheduler={"milestones": cfg.milestones, "gamma": cfg.gamma, "base_lr": cfg.lr,
                                       "last_epoch": epoch + 1},
-                           history=history, args=asdict(cfg))
+                           history=history, args=asdict(cfg), method=method.state_dict())
             ckpt = save_checkpoint(out, model, **fields_) if out else _in_memory(model, fields_)
         if _is_dist():
             dist.barrier()
@@ -306,7 +336,7 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> dict:
         ckpt = load_checkpoint(out) if out and out.is_file() else {}
     if rank == 0 and cfg.plots and ckpt:
         from .plots import plot_run
-        plot_run(model, ckpt.get("history", history), cfg.plots, cfg.mode)
+        plot_run(model, ckpt.get("history", history), cfg.plots, cfg.mode, ckpt.get("method"))
     if world > 1 and owns_group:
         dist.destroy_process_group()
     return ckpt if rank == 0 else {}
@@ -320,12 +350,14 @@ RUN_DEFINING = ("dataset", "batch_size", "optimizer", "lr", "momentum", "weight_
 
 
 def _check_resumable(path: Path, ckpt: dict, cfg: TrainConfig, model_cfg: dict) -> None:
-    """Refuse to continue a checkpoint of another architecture, quantization or training setting."""
+    """Refuse to continue a checkpoint of another architecture, quantization or training setting
+    (the loop's RUN_DEFINING plus the method's own run_defining options)."""
     if ckpt["model"] != model_cfg or ckpt["quant"] != cfg.quant:
         raise CheckpointError(f"--resume: {path} holds {ckpt['model']['name']} {ckpt['quant']}, "
                               f"this run asks for {cfg.model} {cfg.quant}; use another --out")
     saved, now = ckpt.get("args") or {}, asdict(cfg)
-    diff = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in RUN_DEFINING if k in saved and saved[k] != now[k]]
+    keys = RUN_DEFINING + tuple(k for k in get_method(cfg.mode).run_defining if k not in RUN_DEFINING)
+    diff = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in keys if k in saved and saved[k] != now[k]]
     if diff:
         raise CheckpointError(f"--resume: {path} was trained with other settings ({'; '.join(diff)}); "
                               f"resume with the same settings, or start a new run with another --out")

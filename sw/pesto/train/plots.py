@@ -4,6 +4,15 @@
     sparsity_curves    figure 9: per-layer group sparsity and WPC threshold delta_l over epochs
     kernel_pattern     figure 5: the stitched ternary kernels of one layer ({-1, 0, +1} = white, grey, black)
     tradeoff           accuracy vs compression rate of regularized runs at several lambdas, per mode
+
+Chapter 3 (--mode ast):
+
+    subnet_sparsity    every sub-net's mask sparsity over the training steps (the staggered
+                       schedule of observation 2) and its test accuracy per epoch
+    subnet_overlap     figure 14: layer-wise sparsity of every sub-net and the non-overlap (XOR of
+                       the masks) between sub-net pairs
+    conflicts          figure 13: fraction of negative inner products between consecutive
+                       sub-nets' gradients over training (per model and per tensor)
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..quant.ternary import is_ternary, latent_weight, ternarize
+from ..quant.ternary import is_ternary, latent_weight, ternarize, ternary_codes
 
 
 def _plt():
@@ -77,8 +86,8 @@ def kernel_pattern(module: nn.Module, path, title: str = "", max_out: int = 32, 
     """Figure 5: the kernels of one layer stitched into a grid (rows: output channels, columns:
     input channels), white/grey/black = -1/0/+1. Float layers are ternarized for display."""
     plt = _plt()
-    w = latent_weight(module).detach().cpu()
-    codes, _ = ternarize(w)
+    codes, _ = ternary_codes(module) if is_ternary(module) else ternarize(latent_weight(module).detach().cpu())
+    codes = codes.cpu()
     codes = codes.reshape(codes.shape[0], codes.shape[1], *(codes.shape[2:] or (1, 1)))[:max_out, :max_in]
     n, c, kh, kw = codes.shape
     img = np.full((n * (kh + 1) + 1, c * (kw + 1) + 1), np.nan)
@@ -118,11 +127,87 @@ def tradeoff(points: dict[str, list[dict]], path, references: dict[str, float] |
     return _save(fig, path)
 
 
-def plot_run(model: nn.Module, history: list[dict], folder, mode: str) -> list[Path]:
-    """The figures of one training run: sparsity curves and the first compressed layer's kernels."""
+def subnet_sparsity(history: list[dict], mask_trace, path, title: str = "") -> Path:
+    """Left: each sub-net's mask group sparsity at its updates (steps); right: test accuracy per epoch."""
+    plt = _plt()
+    subs = history[-1]["subnets"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"wspace": 0.3})
+    tr = np.asarray(mask_trace, dtype=float).reshape(-1, 3)
+    for k, s in enumerate(subs):
+        pts = tr[tr[:, 1] == k]
+        axes[0].step(np.r_[0, pts[:, 0]], 100 * np.r_[0, pts[:, 2]], where="post", label=s["name"], color=f"C{k}")
+        axes[0].axhline(100 * s["target"], ls=":", lw=0.8, color=f"C{k}")
+        axes[1].plot([h["epoch"] for h in history], [h["subnets"][k]["test_acc"] for h in history], "o-",
+                     color=f"C{k}", label=s["name"])
+    axes[0].set(xlabel="training step", ylabel="mask group sparsity (%)")
+    axes[1].set(xlabel="epoch", ylabel="test accuracy (%)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title or "sub-net sparsity over training and accuracy", fontsize=10)
+    return _save(fig, path)
+
+
+def subnet_overlap(masks, path, title: str = "") -> Path:
+    """Figure 14 from a pesto.prune.subnets.SubnetMasks: per layer, every sub-net's sparsity and
+    the non-overlap between sub-net pairs (the fraction of groups whose mask bit differs)."""
+    plt = _plt()
+    layers = list(masks.layers)
+    k = len(masks.names)
+    x = np.arange(len(layers))
+    fig, axes = plt.subplots(2, 1, figsize=(max(7, 0.45 * len(layers)), 6), sharex=True)
+    width = 0.8 / k
+    for i, name in enumerate(masks.names):
+        sp = masks.layer_sparsity(i)
+        axes[0].bar(x + (i - (k - 1) / 2) * width, [100 * sp[n] for n in layers], width, label=name, color=f"C{i}")
+    for i in range(k):
+        for j in range(i + 1, k):
+            ov = masks.overlap(i, j)
+            gap = [100 * abs(masks.layer_sparsity(i)[n] - masks.layer_sparsity(j)[n]) for n in layers]
+            axes[1].plot(x, [100 * ov[n] for n in layers], "o-", label=f"non-overlap {masks.names[i]} ^ {masks.names[j]}")
+            axes[1].plot(x, gap, ":", color=axes[1].lines[-1].get_color(), label="sparsity gap")
+    axes[0].set_ylabel("group sparsity (%)")
+    axes[1].set_ylabel("% of groups")
+    axes[1].set_xticks(x, layers, rotation=70, fontsize=7)
+    for ax in axes:
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7, ncol=2)
+    fig.suptitle(title or "layer-wise sparsity and non-overlap between sub-nets (figure 14)", fontsize=10)
+    return _save(fig, path)
+
+
+def conflicts(gc_trace, path, window: int = 16, title: str = "") -> Path:
+    """Figure 13: the fraction of negative inner products between the gradients of consecutive
+    sub-nets (moving average over ``window`` inner-group pairs), per model and per tensor."""
+    plt = _plt()
+    tr = np.asarray(gc_trace, dtype=float).reshape(-1, 5)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    if len(tr):
+        w = max(1, min(window, len(tr)))
+        kernel = np.ones(w) / w
+        steps = tr[w - 1:, 0]
+        ax.plot(steps, 100 * np.convolve(tr[:, 4], kernel, "valid"), label="model (all shared weights)")
+        ax.plot(steps, 100 * np.convolve(tr[:, 2] / np.maximum(tr[:, 3], 1), kernel, "valid"), label="per tensor")
+    ax.set(xlabel="training step", ylabel="negative inner products (%)", ylim=(0, 100))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or f"gradient conflicts between consecutive sub-nets (moving average of {window})",
+                 fontsize=9)
+    return _save(fig, path)
+
+
+def plot_run(model: nn.Module, history: list[dict], folder, mode: str, method_state: dict | None = None) -> list[Path]:
+    """The figures of one training run: sparsity curves and the first compressed layer's kernels
+    (plus, for a run with sub-nets, their sparsity, overlap and gradient conflicts)."""
     from ..prune import compressed_layers
     folder = Path(folder)
     out = [sparsity_curves(history, folder / f"{mode}_sparsity.png", f"{mode}: sparsity over epochs")]
+    if history and history[-1].get("subnets"):
+        from ..prune.subnets import SubnetMasks
+        state = method_state or {}
+        out.append(subnet_sparsity(history, state.get("mask_trace", []), folder / f"{mode}_subnet_sparsity.png"))
+        out.append(subnet_overlap(SubnetMasks(model), folder / f"{mode}_overlap.png"))
+        out.append(conflicts(state.get("gc_trace", []), folder / f"{mode}_conflicts.png"))
     layers = compressed_layers(model)
     if layers:
         name, m, _ = layers[0]

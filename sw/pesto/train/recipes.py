@@ -26,6 +26,16 @@ RECIPES: dict[str, dict] = {
     "fmnist-demo": dict(dataset="fashion-mnist", model="resnet20", mode="wpc", epochs=6, batch_size=128,
                         optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, milestones=[3, 5],
                         gamma=0.1, cg=16, lam=5e-3, a=1.0, subset=16384, augment=False),
+    # AST-GC (Chapter 3), the embedded dynamic-inference model (sw/pesto/assets/resnet20_fmnist_ast.pt)
+    # and the CPU budget B of benchmarks/training/ast.py: K = 3 sub-nets at 30/50/70 % group sparsity,
+    # 512 steps of batch 64 on an 8192-image subset (each sub-net active in a third of them), lr 0.1 /
+    # 0.01 / 0.001 from epochs 0 / 2 / 3, masks raised every 32 steps over the first 75 % of the run;
+    # on a GPU raise epochs and prune_every (and drop the subset), keeping the rest.
+    "fmnist-ast": dict(dataset="fashion-mnist", model="resnet20", mode="ast", epochs=4, batch_size=64,
+                       optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, milestones=[2, 3], gamma=0.1,
+                       cg=16, subset=8192, test_subset=1000, augment=False, subnets=[0.3, 0.5, 0.7], scheme="nd",
+                       gc=True, pattern="group", joint=False, sparsity_init=0.0, prune_every=32, prune_start=0.0,
+                       prune_end=0.75, regrow=0.5, sparsity_schedule="cosine"),
     # Smoke test / ablation on a CPU budget: a subset and a few epochs
     "fmnist-quick": dict(dataset="fashion-mnist", model="resnet20", epochs=2, batch_size=128,
                          optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, milestones=[],

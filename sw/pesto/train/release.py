@@ -3,8 +3,10 @@
     python -m pesto.train.release runs/wpc.pt sw/pesto/assets/resnet20_fmnist_wpc.pt \
         --command "pesto train --recipe fmnist-demo --threads 1 --out runs/wpc.pt"
 
-Drops the optimizer state (halves the file; the release is for inference and export), keeps
-everything else, and writes <dst>.json and <dst>.md: accuracy, sparsity per layer, the command.
+Drops the optimizer state (halves the file; the release is for inference and export) and AST's
+gradient memory, keeps everything else, and writes <dst>.json and <dst>.md: accuracy, sparsity per
+layer, the command. ``--evaluate`` also tests the released model (every sub-net of one with
+sub-nets) on the whole test split and puts those accuracies in the card.
 """
 
 from __future__ import annotations
@@ -22,10 +24,34 @@ from ..validate import existing_file, output_file
 from .checkpoint import load_checkpoint
 
 
-def release(src, dst, command: str = "") -> dict:
+@torch.no_grad()
+def evaluate_all(ckpt: dict) -> dict:
+    """Top-1 accuracy (%) on the checkpoint dataset's whole test split, per sub-net if it has sub-nets."""
+    from ..data import load_splits
+    from ..prune.subnets import is_subnet_model, select_subnet
+    from .checkpoint import model_from_checkpoint
+    from .loop import evaluate
+    model = model_from_checkpoint(ckpt)
+    _, test = load_splits(ckpt["data"]["dataset"], augment=False)
+    loader = torch.utils.data.DataLoader(test, 500)
+    out = {"images": len(test), "split": "test"}
+    if is_subnet_model(model):
+        out["subnets"] = []
+        for k, name in enumerate(model.subnet_names):
+            select_subnet(model, k)
+            out["subnets"].append({"name": name, "test_acc": evaluate(model, loader, torch.device("cpu"))[1]})
+        out["test_acc"] = sum(s["test_acc"] for s in out["subnets"]) / len(out["subnets"])
+    else:
+        out["test_acc"] = evaluate(model, loader, torch.device("cpu"))[1]
+    return out
+
+
+def release(src, dst, command: str = "", evaluate: bool = False) -> dict:
     ckpt = load_checkpoint(src)
     ckpt.pop("path", None)
     ckpt["optimizer"] = None
+    if isinstance(ckpt.get("method"), dict) and "prev" in ckpt["method"]:
+        ckpt["method"]["prev"] = {}   # AST's gradient memory: only an exact --resume needs it
     import io
     buf = io.BytesIO()
     torch.save(ckpt, buf)
@@ -33,6 +59,7 @@ def release(src, dst, command: str = "") -> dict:
     atomic_write_bytes(dst, data)
     load_checkpoint(dst)  # what we ship must load
     last = ckpt["history"][-1] if ckpt["history"] else {}
+    full = evaluate_all(ckpt) if evaluate else None
     card = {
         "file": Path(dst).name, "bytes": len(data), "sha256": sha256(data),
         "model": ckpt["model"], "quant": ckpt["quant"], "data": ckpt["data"], "epochs": ckpt["epoch"],
@@ -42,6 +69,10 @@ def release(src, dst, command: str = "") -> dict:
         "train_time_s": round(sum(h.get("time_s", 0) for h in ckpt["history"]), 1),
         "steps": sum(h.get("steps", 0) for h in ckpt["history"]),
         "layers": last.get("layers", {}), "command": command, "args": ckpt["args"],
+        "subnets": [{k: v.get(k) for k in ("name", "target", "nm", "test_acc", "images", "group_sparsity",
+                                             "mask_sparsity", "compression_rate", "steps")}
+                    for v in last.get("subnets") or []],
+        "evaluation": full,
         "history": [{k: h.get(k) for k in ("epoch", "lr", "train_loss", "test_acc", "overall_sparsity",
                                            "group_sparsity", "compression_rate", "time_s")}
                     for h in ckpt["history"]],
@@ -62,12 +93,20 @@ def model_card(c: dict) -> str:
         f"mode **{q['mode']}**, Cg {q['cg']}, first/last layer float: {q['keep_first_last']}. "
         f"Trained on {c['data']['dataset']} (normalise x = (pixel/255 - {c['data']['mean']}) / {c['data']['std']}).",
         "",
-        f"- test accuracy: **{c['test_acc']:.2f}%** on {a.get('test_subset') or 'all 10000'} test images",
+        f"- test accuracy: **{c['test_acc']:.2f}%** on {a.get('test_subset') or 'all 10000'} test images"
+        + (f" (the mean of its {len(c['subnets'])} sub-nets)" if c.get("subnets") else "")
+        + (f"; **{c['evaluation']['test_acc']:.2f}%** on all {c['evaluation']['images']} test images at release"
+           if c.get("evaluation") else ""),
         f"- overall sparsity {100 * c['overall_sparsity']:.1f}%, group sparsity **{100 * c['group_sparsity']:.1f}%**, "
         f"in-group sparsity {100 * c['in_group_sparsity']:.1f}%",
         f"- compression rate (eq 2.8): **{c['compression_rate']:.1f}x**",
         f"- training: {c['epochs']} epochs, {c['steps']} steps of batch {a.get('batch_size')} on "
-        f"{a.get('subset') or 'all'} images, lambda {a.get('lam')}, a {a.get('a')}, lr {a.get('lr')} "
+        f"{a.get('subset') or 'all'} images, "
+        + (f"sub-nets {a.get('subnets')} ({a.get('pattern')}, scheme {a.get('scheme')}, "
+           f"{'joint' if a.get('joint') else 'alternating'}, GC {a.get('gc')}), masks every {a.get('prune_every')} "
+           f"steps until {a.get('prune_end')} of the run, " if c.get("subnets") else
+           f"lambda {a.get('lam')}, a {a.get('a')}, ")
+        + f"lr {a.get('lr')} "
         f"x{a.get('gamma')} at {a.get('milestones')}; {c['train_time_s'] / 60:.1f} min on a shared 2-core CPU",
         f"- file: {c['bytes']} bytes, sha256 {c['sha256']}",
         "",
@@ -77,9 +116,21 @@ def model_card(c: dict) -> str:
         c["command"] or "(command not recorded)",
         "```",
         "",
-        "| layer | group sparsity (%) | layer sparsity (%) | WPC delta |",
-        "|---|---|---|---|",
     ]
+    if c.get("subnets"):
+        ev = {s["name"]: s["test_acc"] for s in (c.get("evaluation") or {}).get("subnets", [])}
+        n_ev = (c.get("evaluation") or {}).get("images")
+        lines += ["Sub-nets (one set of ternary codes, one group mask and BatchNorm set each; the figures above "
+                  "are their means):", "",
+                  f"| sub-net | target group sparsity (%) | test accuracy (%) | all {n_ev or '-'} test images (%) "
+                  f"| group sparsity (%) | compression | steps |", "|---|---|---|---|---|---|---|"]
+        for s in c["subnets"]:
+            full = f"{ev[s['name']]:.2f}" if s["name"] in ev else "-"
+            lines.append(f"| {s['name']} | {100 * s['target']:.1f} | {s['test_acc']:.2f} | {full} | "
+                         f"{100 * s['group_sparsity']:.1f} | {s['compression_rate']:.1f}x | {s['steps']} |")
+        lines += [""]
+    lines += ["| layer | group sparsity (%) | layer sparsity (%) | WPC delta |",
+              "|---|---|---|---|"]
     for name, v in c["layers"].items():
         d = v.get("delta")
         lines.append(f"| {name} | {100 * v['group_sparsity']:.1f} | {100 * v['layer_sparsity']:.1f} | "
@@ -97,9 +148,10 @@ def main(argv=None) -> int:
     p.add_argument("src", type=existing_file)
     p.add_argument("dst", type=output_file)
     p.add_argument("--command", default="", help="the command that trained src (recorded in the card)")
+    p.add_argument("--evaluate", action="store_true", help="also test on the whole test split (every sub-net)")
     args = p.parse_args(argv)   # a usage error exits 2 (docs/robustness.md)
     try:
-        card = release(args.src, args.dst, args.command)
+        card = release(args.src, args.dst, args.command, evaluate=args.evaluate)
     except PestoError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
