@@ -60,6 +60,8 @@ class Plan:
     channel_tiles: list[tuple[int, int]]
     spatial_tiles: list[tuple[int, int, int, int]]
     host_reason: str | None = None
+    cropped: bool = False       # the input does not fit as is: each tile is sent as its own window
+
 
     @property
     def on_host(self) -> bool:
@@ -75,7 +77,9 @@ class Plan:
 
     @property
     def spatial(self) -> bool:
-        return len(self.spatial_tiles) > 1
+        """Each run gets its own input window (even a single tile: the whole input may not fit
+        where the rows and columns the output reads do)."""
+        return len(self.spatial_tiles) > 1 or self.cropped
 
     def describe(self) -> str:
         if self.on_host:
@@ -113,6 +117,13 @@ def channel_tiles(layer: TernaryConv, hw: HwConfig) -> list[tuple[int, int]]:
     return tiles
 
 
+def _fits_whole(layer: TernaryConv, h: int, w: int, hw: HwConfig) -> bool:
+    """The whole h x w input fits the activation buffer and the output the pixel limit."""
+    ho, wo = layer.out_hw(h, w)
+    g = math.ceil(layer.in_channels / channels_per_group(layer.cg, hw.lanes))
+    return g * h * w <= 1 << hw.log2_act_depth and ho * wo <= 1 << hw.log2_max_pix
+
+
 def spatial_tiles(layer: TernaryConv, h: int, w: int, hw: HwConfig) -> list[tuple[int, int, int, int]]:
     """Output windows (y0, y1, x0, x1) whose input window (with its halo) fits the activation
     buffer and whose pixels fit 2**LOG2_MAX_PIX; the whole map when it fits as is. Raises
@@ -122,7 +133,7 @@ def spatial_tiles(layer: TernaryConv, h: int, w: int, hw: HwConfig) -> list[tupl
     ho, wo = layer.out_hw(h, w)
     g = math.ceil(layer.in_channels / channels_per_group(layer.cg, hw.lanes))
     act, pix = 1 << hw.log2_act_depth, 1 << hw.log2_max_pix
-    if g * h * w <= act and ho * wo <= pix:
+    if _fits_whole(layer, h, w, hw):
         return [(0, ho, 0, wo)]
     if g * kh * kw > act:
         raise UnsupportedLayerError(
@@ -154,7 +165,7 @@ def plan(layer: TernaryConv, h: int, w: int, hw: HwConfig) -> Plan:
         spatial = spatial_tiles(layer, h, w, hw)
     except UnsupportedLayerError as e:
         return Plan(layer, h, w, [], [], host_reason=str(e))
-    return Plan(layer, h, w, channels, spatial)
+    return Plan(layer, h, w, channels, spatial, cropped=not _fits_whole(layer, h, w, hw))
 
 
 def sub_layer(layer: TernaryConv, n0: int, n1: int, padding: int | None = None) -> TernaryConv:
