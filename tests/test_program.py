@@ -51,9 +51,9 @@ def test_embedded_model_bit_exact_skip_and_dense(embedded):
     ops = [s.op for s in prog.steps]
     assert ops[0] == "input" and ops[-1] == "output" and ops.count("conv") == 18 and ops.count("shortcut") == 2
     assert sum(1 for s in prog.conv_steps if s.b is not None) == 9   # every residual add fused into its conv
-    # a conv reads one activation set and writes the other; a fused residual lives in the destination
+    # a conv's input and output never overlap (the window reads while the drain writes)
     for s in prog.conv_steps:
-        assert s.a.set != s.d.set and (s.b is None or s.b.set == s.d.set)
+        assert s.a.base + s.a.bank_words <= s.d.base or s.d.base + s.d.bank_words <= s.a.base
     prog.check_fits(HwConfig())
     # skipping issues exactly the stored groups, once per 2x2 tile, plus fill-bound passes
     for s in prog.conv_steps:
@@ -129,8 +129,8 @@ def test_fit_check_names_the_memory_and_parameter():
     prog = P.compile_network(art)
     with pytest.raises(UnsupportedLayerError, match="CODE_DEPTH"):
         prog.check_fits(HwConfig(code_depth=1000))
-    with pytest.raises(UnsupportedLayerError, match="LOG2_SET_DEPTH"):
-        prog.check_fits(HwConfig(set_depth=200))
+    with pytest.raises(UnsupportedLayerError, match="LOG2_BANK_DEPTH"):
+        prog.check_fits(HwConfig(bank_depth=300))
 
 
 def test_refusals_name_the_node():

@@ -2,7 +2,7 @@
 
 The accelerated part of a network (the chain from its first ``quantize`` to its last
 ``dequantize``) becomes a list of steps (input, conv with an optional fused residual add, add,
-shortcut, relu, output) over tensors in the engine's two activation sets, plus the memories the
+shortcut, relu, output) over tensors in the engine's activation memory, plus the memories the
 steps read: the codes of every stored hardware group once, per (step, sub-net) an issue schedule
 (passes of entries) and an output stage. ``compile_network`` builds it from an ``Artifact``,
 ``Program.words`` is the load stream, ``Program.execute`` runs the *packed* program in numpy
@@ -32,7 +32,7 @@ from .protocol import HwConfig, channels_per_group, encode_codes
 
 TILE = 2                       # output pixels per tile side: 2 x 2 PEs
 TAPS = 9                       # every PE takes a 3x3 window (1x1 kernels use the centre tap)
-FILL_CYCLES = {1: 2, 2: 6}     # window fill per pass by stride (8 words per cycle from 4 banks x 2 ports)
+FILL_CYCLES = {1: 2, 2: 6}     # shortest pass by stride: the window fill (8 words per cycle from 4 banks x 2 ports)
 STEP_OVERHEAD = 20             # cycles a conv step adds beyond its issue and last drain (pipeline fill/drain)
 
 
@@ -117,7 +117,7 @@ def render_verilog_header() -> str:
 
 @dataclass(eq=False)
 class Tensor:
-    """An int16 tensor in an activation set: (g, y, x) words of ``lanes`` channels, pixel (y, x)
+    """An int16 tensor in the activation memory: (g, y, x) words of ``lanes`` channels, pixel (y, x)
     in bank ((y + phase) mod 2, (x + phase) mod 2) at base + g*plane + ((y+phase)>>1)*w2 + ((x+phase)>>1)."""
 
     name: str
@@ -125,7 +125,6 @@ class Tensor:
     h: int
     w: int
     lanes: int
-    set: int = -1
     base: int = -1
     phase: int = 1
 
@@ -147,18 +146,18 @@ class Tensor:
 
     @property
     def bank_words(self) -> int:
-        """Words this tensor occupies in each of the four banks of its set."""
+        """Words this tensor occupies in each of the four banks."""
         return self.groups * self.plane
 
     def descriptor(self, out: list[int], offset: int) -> None:
-        TENSOR.pack(out, offset, BASE=self.base, SET=self.set, PHASE=self.phase, G=self.groups,
+        TENSOR.pack(out, offset, BASE=self.base, PHASE=self.phase, G=self.groups,
                     H=self.h, W=self.w, W2=self.w2, PLANE=self.plane)
 
 
 def tensor_from(words, offset: int, lanes: int) -> Tensor:
     t = Tensor("?", TENSOR.get(words, "G", offset) * lanes, TENSOR.get(words, "H", offset),
-               TENSOR.get(words, "W", offset), lanes, TENSOR.get(words, "SET", offset),
-               TENSOR.get(words, "BASE", offset), TENSOR.get(words, "PHASE", offset))
+               TENSOR.get(words, "W", offset), lanes, TENSOR.get(words, "BASE", offset),
+               TENSOR.get(words, "PHASE", offset))
     if (t.w2, t.plane) != (TENSOR.get(words, "W2", offset), TENSOR.get(words, "PLANE", offset)):
         raise ConfigError("program: a tensor's W2/PLANE disagree with its H, W and phase")
     return t
@@ -456,8 +455,8 @@ class Program:
         for s in self.steps:
             for t in (s.a, s.d, s.b):
                 if t is not None:
-                    need.append((f"activation words of {t.name!r} in its bank (set {t.set})",
-                                 t.base + t.bank_words, hw.set_depth, "LOG2_SET_DEPTH"))
+                    need.append((f"activation words of {t.name!r} in each bank",
+                                 t.base + t.bank_words, hw.bank_depth, "LOG2_BANK_DEPTH"))
             if isinstance(s, ConvStep):
                 need.append((f"output channels of {s.layer.name!r}", s.out_channels, hw.max_n, "LOG2_MAX_N"))
         over = [f"{what} {n} > {have} (build parameter {p})" for what, n, have, p in need if n > have]
@@ -478,9 +477,9 @@ class Program:
                 rows.append({"step": s.name, "op": s.op, "total": s.vec_cycles()})
         return rows
 
-    def execute(self, x: np.ndarray, subnet: int = 0, skip: bool = True, set_depth: int | None = None) -> np.ndarray:
+    def execute(self, x: np.ndarray, subnet: int = 0, skip: bool = True, bank_depth: int | None = None) -> np.ndarray:
         """Run the packed program in numpy: int16 x (C, H, W) or (B, C, H, W) -> int16 outputs."""
-        return execute(self.words(), x, subnet=subnet, skip=skip, lanes=self.lanes, set_depth=set_depth)
+        return execute(self.words(), x, subnet=subnet, skip=skip, lanes=self.lanes, bank_depth=bank_depth)
 
 
 # -- compiling an artifact ---------------------------------------------------------------------
@@ -588,21 +587,14 @@ def compile_network(artifact, hw: HwConfig | None = None, dense: bool = False) -
         return ConvStep("conv", a=src, d=dst, b=res, name=name or node.name, layer=shared[node.name],
                         lanes=lanes, add=add)
 
-    while True:
-        steps = build_steps(fused)
-        sets = _assign_sets(steps)
-        if sets is not None:
-            break
-        fused.pop(next(iter(fused)))  # unsatisfiable: run one add on the vector unit instead
-    for t, s in sets.items():
-        t.set = s
+    steps = build_steps(fused)
     for s in steps:
         if s.op == "add":
             for key, (l, r) in (("a", (s.lsh_a, s.rsh_a)), ("b", (s.lsh_b, s.rsh_b))):
                 if l > LIMITS["LSH"]:
                     raise UnsupportedLayerError(f"node {s.name!r}: the add rescales by 2**{l}; the engine shifts "
                                                 f"left by at most {LIMITS['LSH']}")
-    _allocate(steps, hw.set_depth)
+    _allocate(steps, hw.bank_depth)
     out = tensors[dqnode.inputs[0]]
     prog = Program(steps, lanes, k, dense, tensors[qnode.name], out, names=list(artifact.subnet_names))
     _pack_memories(prog)
@@ -618,59 +610,26 @@ def _input_shape(artifact, qnode) -> tuple[int, int, int]:
     return tuple(int(v) for v in values[qnode.name].shape[1:])
 
 
-def _assign_sets(steps: list[Step]) -> dict | None:
-    """Two-colour the tensors: conv src != dst, residual == dst. None if impossible."""
-    parent: dict = {}
-
-    def find(t):
-        parent.setdefault(id(t), (t, 0))
-        node, parity = parent[id(t)]
-        if node is t:
-            return t, 0
-        root, p = find(node)
-        parent[id(t)] = (root, p ^ parity)
-        return root, p ^ parity
-
-    def link(a, b, differ: int) -> bool:
-        ra, pa = find(a)
-        rb, pb = find(b)
-        if ra is rb:
-            return (pa ^ pb) == differ
-        parent[id(ra)] = (rb, pa ^ pb ^ differ)
-        return True
-
-    tensors = {}
-    for s in steps:
-        for t in (s.a, s.d, s.b):
-            if t is not None:
-                tensors[id(t)] = t
-                find(t)
-        if isinstance(s, ConvStep):
-            if not link(s.a, s.d, 1):
-                return None
-            if s.b is not None and not link(s.b, s.d, 0):
-                return None
-    return {t: find(t)[1] for t in tensors.values()}
-
-
 def _allocate(steps: list[Step], depth: int) -> None:
-    """First-fit addresses per set; a fused residual that dies at its step is overwritten in place."""
+    """First-fit addresses over the steps' live ranges; a fused residual that dies at its step is
+    overwritten in place (a conv's input and output never share words: the window reads its input
+    while the drain writes)."""
     last_use: dict[int, int] = {}
     for i, s in enumerate(steps):
         for t in (s.a, s.b):
             if t is not None:
                 last_use[id(t)] = i
-    live: dict[int, list[Tensor]] = {0: [], 1: []}
+    live: list[Tensor] = []
 
     def place(t: Tensor) -> None:
-        spans = sorted((u.base, u.base + u.bank_words) for u in live[t.set])
+        spans = sorted((u.base, u.base + u.bank_words) for u in live)
         at = 0
         for lo, hi in spans:
             if at + t.bank_words <= lo:
                 break
             at = max(at, hi)
         t.base = at
-        live[t.set].append(t)
+        live.append(t)
 
     for i, s in enumerate(steps):
         d = s.d
@@ -678,12 +637,12 @@ def _allocate(steps: list[Step], depth: int) -> None:
             res = s.b if isinstance(s, ConvStep) else None
             if res is not None and last_use.get(id(res)) == i and res.bank_words == d.bank_words:
                 d.base = res.base
-                live[d.set].append(d)
+                live.append(d)
             else:
                 place(d)
         for t in (s.a, s.b):
-            if t is not None and last_use.get(id(t)) == i and t in live[t.set]:
-                live[t.set].remove(t)
+            if t is not None and last_use.get(id(t)) == i and t in live:
+                live.remove(t)
 
 
 def _pack_memories(prog: Program) -> None:
@@ -719,11 +678,11 @@ def _pack_memories(prog: Program) -> None:
             param_base = len(params)
             params.extend(zip(skip.mult.tolist(), skip.shift.tolist(), skip.bias.tolist()))
             SCHED.pack(sched, PASS_BASE=len(mem), PASS_COUNT=len(skip.passes), PARAM_BASE=param_base)
-            mem += _schedule_words(skip)
+            mem += _schedule_words(skip, s.a.plane)
             if prog.dense:
                 dense = s.schedule(sub, False)
                 SCHED.pack(sched, DENSE_BASE=len(mem), DENSE_COUNT=len(dense.passes))
-                mem += _schedule_words(dense)
+                mem += _schedule_words(dense, s.a.plane)
             SCHED.pack(sched, MASK_BASE=len(mem))
             for w in range(math.ceil(s.out_channels / lanes)):
                 mem.append(int(sum(1 << j for j in range(lanes)
@@ -733,8 +692,8 @@ def _pack_memories(prog: Program) -> None:
     prog.params = params
 
 
-def _schedule_words(sch: Schedule) -> list[int]:
-    words = [PASS.pack(G=g, COUNT=len(e))[0] for g, e in sch.passes]
+def _schedule_words(sch: Schedule, plane: int) -> list[int]:
+    words = [PASS.pack(G=g, COUNT=len(e), OFFSET=g * plane)[0] for g, e in sch.passes]
     for _, entries in sch.passes:
         words += [ENTRY.pack(N=n, CODE=c, FIRST=f, NZ=z)[0] for n, c, f, z in entries]
     return words
@@ -783,11 +742,11 @@ def parse(words: np.ndarray, lanes: int = 16) -> dict:
             "dense": HEADER.get(words, "DENSE"), "prog": prog, "code": code, "param": param}
 
 
-class _Sets:
-    """The two activation sets: [set][bank][address] words of ``lanes`` int16."""
+class _Banks:
+    """The activation memory: [bank][address] words of ``lanes`` int16."""
 
     def __init__(self, lanes: int, depth: int):
-        self.mem = np.zeros((2, 4, depth, lanes), dtype=np.int16)
+        self.mem = np.zeros((4, depth, lanes), dtype=np.int16)
         self.lanes = lanes
 
     def _where(self, t: Tensor, g, y, x):
@@ -798,7 +757,7 @@ class _Sets:
     def read(self, t: Tensor) -> np.ndarray:
         g, y, x = np.meshgrid(np.arange(t.groups), np.arange(t.h), np.arange(t.w), indexing="ij")
         bank, addr = self._where(t, g, y, x)
-        words = self.mem[t.set, bank, addr]                      # (G, H, W, lanes)
+        words = self.mem[bank, addr]                             # (G, H, W, lanes)
         return words.transpose(0, 3, 1, 2).reshape(t.groups * self.lanes, t.h, t.w)
 
     def write(self, t: Tensor, v: np.ndarray) -> None:
@@ -806,11 +765,11 @@ class _Sets:
         full[:v.shape[0]] = v
         g, y, x = np.meshgrid(np.arange(t.groups), np.arange(t.h), np.arange(t.w), indexing="ij")
         bank, addr = self._where(t, g, y, x)
-        self.mem[t.set, bank, addr] = full.reshape(t.groups, self.lanes, t.h, t.w).transpose(0, 2, 3, 1)
+        self.mem[bank, addr] = full.reshape(t.groups, self.lanes, t.h, t.w).transpose(0, 2, 3, 1)
 
 
 def execute(words: np.ndarray, x: np.ndarray, subnet: int = 0, skip: bool = True, lanes: int = 16,
-            set_depth: int | None = None) -> np.ndarray:
+            bank_depth: int | None = None) -> np.ndarray:
     """Run a packed program (the load stream) on int16 x: what the engine computes."""
     p = parse(words, lanes)
     if not 0 <= subnet < p["subnets"]:
@@ -827,33 +786,33 @@ def execute(words: np.ndarray, x: np.ndarray, subnet: int = 0, skip: bool = True
     sched_base = p["steps"] * STEP_WORDS
     outs = []
     for img in batch:
-        depth = set_depth or 1 + max([0] + [tensor_from(s, FORMAT["tensor_at"][key], lanes).base
+        depth = bank_depth or 1 + max([0] + [tensor_from(s, FORMAT["tensor_at"][key], lanes).base
                                             + tensor_from(s, FORMAT["tensor_at"][key], lanes).bank_words
                                             for s in steps for key in ("A", "D", "B")])
-        sets = _Sets(lanes, depth)
+        mem = _Banks(lanes, depth)
         for i, s in enumerate(steps):
             op = {v: k_ for k_, v in OPS.items()}[STEP.get(s, "OP")]
             ta, td, tb = (tensor_from(s, FORMAT["tensor_at"][key], lanes) for key in ("A", "D", "B"))
             if op == "INPUT":
-                sets.write(td, img)
+                mem.write(td, img)
             elif op == "OUTPUT":
-                outs.append(sets.read(ta)[:STEP.get(s, "N")])
+                outs.append(mem.read(ta)[:STEP.get(s, "N")])
             elif op == "CONV":
-                sets.write(td, _conv(s, ta, tb, sets, prog, p, sched_base + (i * k + subnet) * SCHED_WORDS,
+                mem.write(td, _conv(s, ta, tb, mem, prog, p, sched_base + (i * k + subnet) * SCHED_WORDS,
                                      skip, lanes))
             elif op == "ADD":
-                a, b = sets.read(ta), sets.read(tb)
-                sets.write(td, _add(a, b, s))
+                a, b = mem.read(ta), mem.read(tb)
+                mem.write(td, _add(a, b, s))
             elif op == "RELU":
-                a = sets.read(ta)
-                sets.write(td, np.maximum(a, 0) if STEP.get(s, "RELU") else a)
+                a = mem.read(ta)
+                mem.write(td, np.maximum(a, 0) if STEP.get(s, "RELU") else a)
             elif op == "SHORTCUT":
-                a = sets.read(ta)[:STEP.get(s, "C_IN")]
+                a = mem.read(ta)[:STEP.get(s, "C_IN")]
                 st, pb = STEP.get(s, "STRIDE"), STEP.get(s, "PAD_BEFORE")
                 sub = a[:, ::st, ::st]
                 out = np.zeros((td.groups * lanes, td.h, td.w), dtype=np.int16)
                 out[pb:pb + sub.shape[0]] = sub
-                sets.write(td, out[:STEP.get(s, "N")])
+                mem.write(td, out[:STEP.get(s, "N")])
     return np.stack(outs)
 
 
@@ -868,14 +827,14 @@ def _add(a: np.ndarray, b: np.ndarray, s) -> np.ndarray:
     return numerics.saturate(v)
 
 
-def _conv(s, ta: Tensor, tb: Tensor, sets: _Sets, prog: dict, p: dict, sched_at: int, skip: bool,
+def _conv(s, ta: Tensor, tb: Tensor, mem: _Banks, prog: dict, p: dict, sched_at: int, skip: bool,
           lanes: int) -> np.ndarray:
     rd = lambda a: prog.get(a, 0)  # noqa: E731
     sched = [rd(sched_at + j) for j in range(SCHED_WORDS)]
     stride, pad, n_out = STEP.get(s, "STRIDE"), STEP.get(s, "PAD"), STEP.get(s, "N")
     base, count = ((SCHED.get(sched, "PASS_BASE"), SCHED.get(sched, "PASS_COUNT")) if skip else
                    (SCHED.get(sched, "DENSE_BASE"), SCHED.get(sched, "DENSE_COUNT")))
-    x = sets.read(ta)                                            # (G*lanes, H, W)
+    x = mem.read(ta)                                            # (G*lanes, H, W)
     h, w = ta.h, ta.w
     ho, wo = (h + 2 * pad - 3) // stride + 1, (w + 2 * pad - 3) // stride + 1
     xp = np.pad(x.astype(np.int64), ((0, 0), (pad, pad), (pad, pad)))
@@ -884,6 +843,8 @@ def _conv(s, ta: Tensor, tb: Tensor, sets: _Sets, prog: dict, p: dict, sched_at:
     for pi in range(count):
         pw = rd(base + pi)
         g, cnt = PASS.get([pw], "G"), PASS.get([pw], "COUNT")
+        if PASS.get([pw], "OFFSET") != g * ta.plane:
+            raise ConfigError(f"program: pass {pi} of a conv has offset {PASS.get([pw], 'OFFSET')}, not g*plane")
         # (ho, wo, 9, lanes): the window of group g at every output pixel
         patches = np.stack([xp[g * lanes:(g + 1) * lanes, ky:ky + stride * (ho - 1) + 1:stride,
                                kx:kx + stride * (wo - 1) + 1:stride]
@@ -908,5 +869,5 @@ def _conv(s, ta: Tensor, tb: Tensor, sets: _Sets, prog: dict, p: dict, sched_at:
     acc[~mask] = 0
     y = numerics.output_stage(acc, mult, shift, bias, bool(STEP.get(s, "RELU")))
     if STEP.get(s, "RES"):
-        y = _add(y, sets.read(tb)[:n_out], s)
+        y = _add(y, mem.read(tb)[:n_out], s)
     return y

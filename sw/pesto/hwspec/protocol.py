@@ -53,7 +53,7 @@ class HwConfig:
     code_depth: int = 6144       # code memory: stored hardware groups
     param_depth: int = 4096      # parameter memory: output-stage entries (channels x sub-nets)
     prog_depth: int = 16384      # program memory: 32-bit words
-    set_depth: int = 512         # activation words per bank (4 banks per set, 2 sets)
+    bank_depth: int = 1024       # activation words per bank (4 banks)
     max_n: int = 512             # output channels per conv step (accumulator depth)
     max_subnets: int = 16
 
@@ -68,7 +68,7 @@ class HwConfig:
         r2, r3 = REGMAP["HWCFG2"], REGMAP["HWCFG3"]
         return replace(base, caps=r0.field(hwcfg0, "CAPS"), code_depth=r2.field(hwcfg2, "CODE_DEPTH"),
                        param_depth=r2.field(hwcfg2, "PARAM_DEPTH"), prog_depth=4 * r3.field(hwcfg3, "PROG_DEPTH"),
-                       set_depth=r3.field(hwcfg3, "SET_DEPTH") // 4, max_n=1 << base.log2_max_n)
+                       bank_depth=r3.field(hwcfg3, "BANK_DEPTH"), max_n=1 << base.log2_max_n)
 
     @property
     def network(self) -> bool:
