@@ -58,6 +58,22 @@ endfunction
 
 integer l;
 reg signed [32:0] sum;
+reg [16*LANES-1:0] y_next;
+
+always @* begin
+    for (l = 0; l < LANES; l = l + 1) begin
+        sum = $signed({ra[32*l+31], ra[32*l +: 32]}) + $signed({rb[32*l+31], rb[32*l +: 32]});
+        if (relu_q && sum[32]) begin
+            y_next[16*l +: 16] = 16'd0;
+        end else if (!sum[32] && sum[31:15] != 17'd0) begin
+            y_next[16*l +: 16] = 16'h7FFF;
+        end else if (sum[32] && sum[31:15] != 17'h1FFFF) begin
+            y_next[16*l +: 16] = 16'h8000;
+        end else begin
+            y_next[16*l +: 16] = sum[15:0];
+        end
+    end
+end
 
 always @(posedge clk) begin
     relu_q <= relu;
@@ -68,18 +84,7 @@ always @(posedge clk) begin
 end
 
 always @(posedge clk) begin
-    for (l = 0; l < LANES; l = l + 1) begin
-        sum = $signed({ra[32*l+31], ra[32*l +: 32]}) + $signed({rb[32*l+31], rb[32*l +: 32]});
-        if (relu_q && sum[32]) begin
-            y_reg[16*l +: 16] <= 16'd0;
-        end else if (!sum[32] && sum[31:15] != 17'd0) begin
-            y_reg[16*l +: 16] <= 16'h7FFF;
-        end else if (sum[32] && sum[31:15] != 17'h1FFFF) begin
-            y_reg[16*l +: 16] <= 16'h8000;
-        end else begin
-            y_reg[16*l +: 16] <= sum[15:0];
-        end
-    end
+    y_reg <= y_next;
 end
 
 endmodule

@@ -93,7 +93,7 @@ wire pop;
 wire have = d_valid;
 wire go = have && credits != 3'd0;
 wire pass_end = d_empty || e == d_count - 1'b1;
-wire [N_WIDTH-1:0] entry_n = prog_data[PROG_ENTRY_N_MSB:PROG_ENTRY_N_LSB];
+wire [N_WIDTH-1:0] entry_n = prog_data[PROG_ENTRY_N_LSB +: N_WIDTH];
 wire entry_first = prog_data[PROG_ENTRY_FIRST_LSB];
 wire entry_nz = prog_data[PROG_ENTRY_NZ_LSB];
 

@@ -109,7 +109,7 @@ function [LANES-1:0] below;
         below = (count >= LANES) ? {LANES{1'b1}} : ~({LANES{1'b1}} << count[LW:0]);
     end
 endfunction
-wire [11:0] n_here = n_out - {{11-GW{1'b0}}, w, {LW{1'b0}}};
+wire [11:0] n_here = n_out - {{12-GW-1-LW{1'b0}}, w, {LW{1'b0}}};
 wire [11:0] n_after = n_here - LANES;
 wire [LANES-1:0] exist_now = below(n_here);
 wire [LANES-1:0] exist_next = below(n_after);
@@ -141,7 +141,9 @@ reg is_valid;
 reg [TW-1:0] is_tag;
 reg [PRA-1:0] is_param;
 
+wire [11:0] n_groups = (n_out + LANES - 1) >> LW;
 wire q_pop = wg_valid && wg_ready;
+wire q_s_ready;
 wire consume = tile_go && group_end;
 
 assign masks_busy = state == MASK_READ || state == MASK_WRITE;
@@ -160,7 +162,7 @@ always @(posedge clk) begin
         IDLE: begin
             if (start) begin
                 w <= {GW+1{1'b0}};
-                groups_out <= (n_out[N_WIDTH:0] + LANES - 1) >> LW;
+                groups_out <= n_groups[GW:0];
                 state <= dense ? Y0_CLEAR : MASK_READ;
             end
         end
@@ -306,8 +308,10 @@ wire [4*20-1:0] offsets;
 wire [3:0] pixels;
 generate
     for (p = 0; p < 4; p = p + 1) begin : pixel
-        assign offsets[20*p +: 20] = a_woff + a_row + ((p / 2) ? {8'd0, dst_w2} : 20'd0) + {8'd0, a_bx} + (p % 2);
-        assign pixels[p] = {a_by, 1'b0} + (p / 2) < {1'b0, out_h} && {a_bx, 1'b0} + (p % 2) < {1'b0, out_w};
+        assign offsets[20*p +: 20] = a_woff + a_row + ((p >= 2) ? {8'd0, dst_w2} : 20'd0) + {8'd0, a_bx} +
+                                     ((p % 2 == 1) ? 20'd1 : 20'd0);
+        assign pixels[p] = {a_by, 1'b0} + ((p >= 2) ? 13'd1 : 13'd0) < {1'b0, out_h} &&
+                           {a_bx, 1'b0} + ((p % 2 == 1) ? 13'd1 : 13'd0) < {1'b0, out_w};
     end
 endgenerate
 
@@ -342,9 +346,12 @@ end
 
 pesto_fifo #(.WIDTH(QW), .ADDR_WIDTH(1)) queue_inst (
     .clk(clk), .rst(rst || start),
-    .s_data({words, offsets, pixels, o_last_t}), .s_valid(push), .s_ready(),
+    .s_data({words, offsets, pixels, o_last_t}), .s_valid(push), .s_ready(q_s_ready),
     .m_data({wg_words, wg_offsets, wg_pixels, wg_tile_last}), .m_valid(wg_valid), .m_ready(wg_ready)
 );
+
+// the credits keep the queue from overflowing; masks are LANES wide, program words 32
+wire unused_ok = &{1'b0, q_s_ready, mask_base, prog_data, n_groups, 1'b0};
 
 endmodule
 
