@@ -3,9 +3,12 @@
   1. load the trained, compressed ResNet-20 for Fashion-MNIST shipped in sw/pesto/assets/
   2. export it to the accelerator artifact (packed codes of non-zero groups + group indexer)
   3. accuracy: the float model vs the integer pipeline (pesto.reference) on test images
-  4. test images through the accelerator RTL in simulation (driver backend "sim"): every
-     accelerated layer runs with group skipping on and off (the dense-ternary baseline), each
-     output checked bit for bit against the integer reference, and so are the logits; per-layer
+  4. test images through the accelerator RTL in simulation (driver backend "sim", by default
+     the fast Verilator harness): the whole network, its accelerated layers on the RTL one layer
+     per DMA round trip, every logit checked bit for bit against the integer reference; the
+     RTL's accuracy, its cycles per image and the simulation's speed
+  5. per-layer profile on a test image: every accelerated layer with group skipping on and off
+     (the dense-ternary baseline), each output checked against the reference; per-layer
      cycles, speedups and the end-to-end time per image at the fabric clock
 
 Everything lands in --out (default runs/demo/): demo.json (all figures), layers.csv, the
@@ -22,26 +25,42 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckpointError
+from .errors import CheckpointError, HardwareError
+from .sim import DEFAULT_SIM, SIM_BUSES
+from .validate import data_folder, existing_file, int_range, nonnegative_int, output_folder, positive_float
+
+REQUIRES = ("torch",)   # checked by pesto.cli before the command runs (the `train` extra)
 
 EMBEDDED = "sw/pesto/assets/resnet20_fmnist_wpc.pt"
 REMAKE = "pesto train --recipe fmnist-demo --out sw/pesto/assets/resnet20_fmnist_wpc.pt"  # docs/training.md
+RTL_BATCH = 50  # images per Accelerator.execute call on the RTL: each layer's weights stream in once per batch
+TEST_IMAGES, TRAIN_IMAGES = 10_000, 60_000   # Fashion-MNIST's splits
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
-    parser.add_argument("--checkpoint", type=Path, default=None,
+    parser.add_argument("-o", "--out", type=output_folder, default=Path("runs/demo"),
+                        help="output folder (default runs/demo)")
+    parser.add_argument("--checkpoint", type=existing_file, default=None,
                         help=f"a `pesto train` checkpoint (default: the embedded {EMBEDDED})")
-    parser.add_argument("--images", type=int, default=1000,
-                        help="test images for the accuracy comparison (default 1000; 10000 = the full set)")
-    parser.add_argument("--sim-images", type=int, default=1,
-                        help="test images through the simulated accelerator, each layer with skipping on and off "
-                             "(default 1, ~40 s each; 0 skips the RTL)")
-    parser.add_argument("--calibration-images", type=int, default=256,
-                        help="training images that calibrate the activation formats at export (default 256)")
-    parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
-    parser.add_argument("--clock-mhz", type=float, default=100.0, help="fabric clock for time figures (default 100)")
-    parser.add_argument("--data-root", default=None, help="folder with Fashion-MNIST (default: system paths)")
+    parser.add_argument("--images", type=int_range(1, TEST_IMAGES), default=1000,
+                        help=f"test images for the accuracy comparison, 1..{TEST_IMAGES} (default 1000; "
+                             f"{TEST_IMAGES} = the full set)")
+    parser.add_argument("--rtl-images", type=nonnegative_int, default=1000,
+                        help="of those, test images through the accelerator RTL, every logit checked against the "
+                             "integer reference (default 1000, a few minutes; 0 skips it; at most --images run)")
+    parser.add_argument("--profile-images", type=nonnegative_int, default=1,
+                        help="test images for the per-layer profile, each layer with skipping on and off "
+                             "(default 1; 0 skips it; at most --images run)")
+    parser.add_argument("--calibration-images", type=int_range(1, TRAIN_IMAGES), default=256,
+                        help=f"training images that calibrate the activation formats at export, 1..{TRAIN_IMAGES} "
+                             f"(default 256)")
+    parser.add_argument("--simulator", choices=list(SIM_BUSES), default=DEFAULT_SIM,
+                        help=f"RTL simulation (default {DEFAULT_SIM}: the fast C++ harness; cocotb-verilator and "
+                             f"icarus go through cocotb, about 30x slower)")
+    parser.add_argument("--clock-mhz", type=positive_float, default=100.0,
+                        help="fabric clock for time figures, > 0 (default 100)")
+    parser.add_argument("--data-root", type=data_folder, default=None,
+                        help="folder with Fashion-MNIST, searched alone (default: $PESTO_DATA_ROOT, else system paths)")
 
 
 def embedded_checkpoint() -> Path:
@@ -65,7 +84,8 @@ class Steps:
 
 
 def float_accuracy(model, artifact, images: np.ndarray, labels: np.ndarray, batch: int = 500) -> float:
-    """Top-1 of the float PyTorch model, normalised exactly as the integer pipeline is."""
+    """Top-1 accuracy in percent of the float PyTorch model, normalised exactly as the integer
+    pipeline is."""
     import torch
     from .reference.network import normalize
     from tqdm import tqdm
@@ -74,10 +94,16 @@ def float_accuracy(model, artifact, images: np.ndarray, labels: np.ndarray, batc
         for i in tqdm(range(0, len(images), batch), desc="float model", unit="batch", file=sys.stderr):
             x = torch.from_numpy(normalize(artifact, images[i:i + batch]))
             correct += int((model(x).argmax(1).numpy() == labels[i:i + batch]).sum())
-    return correct / len(images)
+    return 100.0 * correct / len(images)
 
 
 def run(args) -> int:
+    from .util import claim_output
+    with claim_output(args.out):   # a second demo writing the same folder is refused
+        return _demo(args)
+
+
+def _demo(args) -> int:
     from . import artifact as artifact_mod
     from .bench import report
     from .bench.cli import ARTIFACT_COLUMNS, profile_artifact
@@ -86,8 +112,7 @@ def run(args) -> int:
     from .export import export_model, load_model
     from .reference import network
 
-    use_sim = args.sim_images > 0
-    step = Steps(4 if use_sim else 3)
+    step = Steps(3 + (args.rtl_images > 0) + (args.profile_images > 0))
     out = Path(args.out)
     result: dict = {"command": "pesto demo " + " ".join(sys.argv[2:]), "clock_mhz": args.clock_mhz}
 
@@ -116,24 +141,42 @@ def run(args) -> int:
 
     step(f"accuracy on {n} test images: float model vs integer pipeline (pesto.reference)")
     acc_float = float_accuracy(model, art, images, labels)
-    pred = network.predict(art, images, progress=True)
-    acc_int = float((pred == labels).mean())
-    result["accuracy"] = {"images": n, "float": acc_float, "integer": acc_int, "delta_points": 100 * (acc_int - acc_float)}
-    print(f"float {100 * acc_float:.2f} %   integer pipeline {100 * acc_int:.2f} %   "
-          f"({100 * (acc_int - acc_float):+.2f} points)")
+    # in the RTL step's batches, so that the host float layers see the same batches in both
+    int_logits = network.run_batched(art, images, batch_size=RTL_BATCH, progress=True)
+    acc_int = float(100 * (int_logits.argmax(1) == labels).mean())
+    result["accuracy"] = {"images": n, "unit": "percent", "float": acc_float, "integer": acc_int,
+                          "delta_points": acc_int - acc_float}
+    print(f"float {acc_float:.2f} %   integer pipeline {acc_int:.2f} %   ({acc_int - acc_float:+.2f} points)")
 
-    if use_sim:
-        k = args.sim_images
-        step(f"{k} test image(s) through the accelerator RTL ({args.simulator}): every layer with group "
-             f"skipping on and off, checked bit for bit against the integer reference")
-        print("starting the simulation (builds the RTL on first use)...", flush=True)
+    if args.rtl_images > 0:
+        k = min(args.rtl_images, n)
+        step(f"{k} test images through the accelerator RTL ({args.simulator}), the whole network, every logit "
+             f"checked bit for bit against the integer reference")
+        result["rtl"] = rtl = rtl_network(art, images[:k], labels[:k], int_logits[:k], args)
+        print(f"RTL accuracy {rtl['accuracy']:.2f} % on {k} images (integer pipeline on the same images "
+              f"{rtl['integer_accuracy']:.2f} %); logits bit-exact vs the integer reference: "
+              f"{'yes, all ' + str(k) if rtl['bit_exact_vs_reference'] else 'NO, ' + str(rtl['mismatched_images']) + ' images differ'}")
+        print(f"{rtl['hw_cycles_per_image']:.0f} RTL cycles per image = {rtl['hw_images_per_s']:.0f} images/s at "
+              f"{args.clock_mhz:g} MHz (streams included, host layers excluded); simulated at "
+              f"{rtl['sim_cycles_per_s'] / 1e6:.2f} M cycles/s, {rtl['images_per_s_wall']:.1f} images/s of wall time "
+              f"({rtl['wall_s']:.0f} s; {rtl['cpu_s']:.0f} s of CPU: {rtl['sim_cycles_per_cpu_s'] / 1e6:.2f} M cycles per "
+              f"CPU second)")
+        if not rtl["bit_exact_vs_reference"]:
+            _write(out, result)
+            raise HardwareError(f"the simulated accelerator disagrees with the integer reference on "
+                                f"{rtl['mismatched_images']} of {k} images (see {out}/demo.json)")
+
+    if args.profile_images > 0:
+        k = min(args.profile_images, n)
+        step(f"per-layer profile on {k} test image(s) ({args.simulator}): every layer with group skipping on and "
+             f"off, checked bit for bit against the integer reference")
         t0 = time.perf_counter()
         with Accelerator(art, backend="sim", simulator=args.simulator, clock_mhz=args.clock_mhz) as acc:
             print(acc, flush=True)
             prof = profile_artifact(acc, images[:k], args.clock_mhz)
         wall = time.perf_counter() - t0
         rows, e = prof["rows"], prof["end_to_end"]
-        exact = bool(np.array_equal(prof["logits"], network.run(art, images[:k])))
+        exact = bool(np.array_equal(prof["logits"], int_logits[:k]))
         pred = prof["logits"].argmax(1)
         result["simulation"] = {"images": k, "simulator": args.simulator, "bit_exact_vs_reference": exact,
                                 "predictions": pred.tolist(), "labels": labels[:k].tolist(),
@@ -149,14 +192,51 @@ def run(args) -> int:
         report.write_results(out, "layers", rows, {"end_to_end": e}, report.table(rows, ARTIFACT_COLUMNS))
         report.plot_speedups(rows, out / "speedup.png", "ResNet-20 / Fashion-MNIST: per-layer speedup of group skipping")
         if not exact:
-            from .errors import HardwareError
             _write(out, result)
             raise HardwareError("the simulated accelerator disagrees with the integer reference (see demo.json)")
 
     _write(out, result)
-    print(f"\nwrote {out}/demo.json" + (f", {out}/layers.csv, {out}/speedup.png" if use_sim else "") +
+    print(f"\nwrote {out}/demo.json" + (f", {out}/layers.csv, {out}/speedup.png" if args.profile_images else "") +
           f", {art_path}")
     return 0
+
+
+def rtl_network(art, images: np.ndarray, labels: np.ndarray, want: np.ndarray, args) -> dict:
+    """``images`` through the network on the simulated RTL (Accelerator.execute, RTL_BATCH at a
+    time, tqdm progress), each batch's logits compared with the integer reference's ``want``."""
+    from tqdm import tqdm
+    from .driver import Accelerator
+    print("starting the simulation (builds the RTL on first use)...", flush=True)
+    logits = np.empty_like(want)
+    hw_cycles = 0
+    mismatched = 0
+    with Accelerator(art, backend="sim", simulator=args.simulator, clock_mhz=args.clock_mhz) as acc:
+        print(acc, flush=True)
+        bus = acc.backend.bus
+        t0, cpu0, c0 = time.perf_counter(), time.process_time(), bus.cycles
+        with tqdm(total=len(images), desc=f"RTL network ({args.simulator})", unit="image", file=sys.stderr) as bar:
+            for i in range(0, len(images), RTL_BATCH):
+                batch = slice(i, min(i + RTL_BATCH, len(images)))
+                logits[batch] = acc.execute(images[batch])
+                hw_cycles += sum(r.cycles for r in acc.records.values())
+                mismatched += int((logits[batch] != want[batch]).any(axis=1).sum())
+                bar.update(batch.stop - batch.start)
+                wall = time.perf_counter() - t0
+                bar.set_postfix_str(f"{(bus.cycles - c0) / wall / 1e6:.2f} M cycles/s, "
+                                    f"{mismatched} mismatched, acc {100 * (logits[:batch.stop].argmax(1) == labels[:batch.stop]).mean():.1f} %")
+        wall, cpu, sim_cycles = time.perf_counter() - t0, time.process_time() - cpu0, bus.cycles - c0
+    k = len(images)
+    per_image = hw_cycles / k
+    return {"images": k, "simulator": args.simulator, "bit_exact_vs_reference": mismatched == 0,
+            "mismatched_images": mismatched,
+            "accuracy": float(100 * (logits.argmax(1) == labels).mean()),          # percent
+            "integer_accuracy": float(100 * (want.argmax(1) == labels).mean()),
+            "hw_cycles_per_image": per_image, "hw_images_per_s": args.clock_mhz * 1e6 / per_image,
+            "clock_mhz": args.clock_mhz, "wall_s": wall, "images_per_s_wall": k / wall,
+            "sim_cycles": sim_cycles, "sim_cycles_per_s": sim_cycles / wall, "cpu_s": cpu,
+            "sim_cycles_per_cpu_s": sim_cycles / cpu if cpu > 0 else float("nan"), "batch": RTL_BATCH,
+            "note": "layer by layer (one DMA round trip per accelerated layer), skip on; hw cycles include the "
+                    "streams, not the host float layers"}
 
 
 def _write(out: Path, result: dict) -> None:

@@ -1,5 +1,6 @@
 """`pesto demo` end to end (README command one, minus the setup): the embedded model exported,
-accuracy float vs integer, one image through the accelerator RTL with every layer checked."""
+accuracy float vs integer, a few images through the accelerator RTL network with every logit
+checked, and one image profiled layer by layer with skipping on and off."""
 
 from __future__ import annotations
 
@@ -30,19 +31,24 @@ def checkpoint(tmp_path_factory):
 
 
 def test_demo(checkpoint, tmp_path, capsys):
-    argv = ["demo", "-o", str(tmp_path), "--images", "40", "--sim-images", "1", "--calibration-images", "64"]
+    argv = ["demo", "-o", str(tmp_path), "--images", "40", "--rtl-images", "8", "--profile-images", "1",
+            "--calibration-images", "64"]
     from pesto.train.checkpoint import default_checkpoint_path
     if checkpoint != default_checkpoint_path():
         argv += ["--checkpoint", str(checkpoint)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "[4/4]" in printed and "bit-exact vs the integer reference: yes" in printed
+    assert "[5/5]" in printed and "bit-exact vs the integer reference: yes, all 8" in printed
     result = json.loads((tmp_path / "demo.json").read_text())
     acc = result["accuracy"]
-    assert acc["images"] == 40 and 0 <= acc["integer"] <= 1 and 0 <= acc["float"] <= 1
+    assert acc["images"] == 40 and 0 <= acc["integer"] <= 100 and 0 <= acc["float"] <= 100
     comp = result["compression"]
     assert comp["compression"] == pytest.approx(32 / ((1 - comp["group_sparsity"]) * 2))
     assert comp["artifact_bytes"] < comp["float32_weight_bytes"]
+    rtl = result["rtl"]
+    assert rtl["images"] == 8 and rtl["bit_exact_vs_reference"] is True and rtl["mismatched_images"] == 0
+    assert rtl["accuracy"] == rtl["integer_accuracy"]  # bit-exact logits: the same predictions
+    assert rtl["simulator"] == "verilator" and rtl["hw_cycles_per_image"] > 50_000 and rtl["sim_cycles"] > 8 * 50_000
     assert result["simulation"]["bit_exact_vs_reference"] is True
     assert len(result["layers"]) == comp["layers"] == 18
     e = result["end_to_end"]
@@ -50,5 +56,5 @@ def test_demo(checkpoint, tmp_path, capsys):
     for name in ("layers.csv", "speedup.png", "resnet20_fmnist.pesto"):
         assert (tmp_path / name).stat().st_size > 0
     if checkpoint == default_checkpoint_path():  # the trained model: accurate and really compressed
-        assert acc["float"] > 0.8 and abs(acc["delta_points"]) <= 2.6  # one image of 40 is 2.5 points
+        assert acc["float"] > 80 and abs(acc["delta_points"]) <= 2.6  # one image of 40 is 2.5 points
         assert comp["group_sparsity"] > 0.2 and e["speedup"] > 1.1

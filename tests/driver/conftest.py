@@ -2,8 +2,9 @@
 (every test that uses it is in the xdist group "driver-sim", so they share one worker and one
 simulator), a small exported ResNet-20 and a few Fashion-MNIST test images.
 
-The network tests use small_model.small_resnet20 (12x12 inputs): the RTL simulation is slow.
-The embedded 28x28 model goes through the RTL in tests/bench/test_demo.py (`pesto demo`).
+The network tests use small_model.small_resnet20 (12x12 inputs), so that a whole network stays
+quick; the embedded 28x28 model goes through the RTL in tests/rtl_system/test_fastsim.py and
+tests/bench/test_demo.py (`pesto demo`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from small_model import crop, small_resnet20
 
 @pytest.fixture(scope="session")
 def sim():
-    """The default (PYNQ-Z1) build of pesto_accel in Verilator."""
-    from pesto.sim.server import SimAccelerator
-    with SimAccelerator("verilator", timeout_s=900) as bus:
+    """The default (PYNQ-Z1) build of pesto_accel in Verilator, through the fast C++ harness:
+    the bus `backend="sim"` opens by default (tests/rtl_system checks it against cocotb)."""
+    from pesto.sim.fast import FastSim
+    with FastSim(timeout_s=900) as bus:
         yield bus
 
 

@@ -7,7 +7,6 @@ integer reference network (pesto.reference.network.run). Without the embedded ch
 checkout that has not trained it yet) a randomly initialised ResNet-20 ternarized at export
 stands in, so the layer shapes are still all covered."""
 
-import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -24,23 +23,10 @@ CHECKPOINT = Path(str(resources.files("pesto").joinpath("assets", "resnet20_fmni
 
 
 @pytest.fixture(scope="module")
-def traced_layers():
+def traced_layers(embedded):
     """[(layer, int16 input (C, H, W))] of every accelerated layer, in execution order."""
-    from pesto.data import load_splits
-    from pesto.export import export_model
     from pesto.reference import network
-    _, test = load_splits("fashion-mnist", augment=False)
-    images = test.images[:16].numpy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if CHECKPOINT.is_file():
-            art = export_model(str(CHECKPOINT), calib_images=images, verify=0)
-        else:
-            import torch
-            from pesto.models import build_model
-            torch.manual_seed(0)
-            model = build_model("resnet20", in_channels=1, num_classes=10, input_size=28)
-            art = export_model(model, calib_images=images, mean=[0.286], std=[0.353], verify=0)
+    art, images = embedded
     seen = []
 
     def record(x, layer):

@@ -19,7 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UsageError
+from ..sim import DEFAULT_SIM, SIM_BUSES
+from ..validate import data_folder, existing_file, finite_float, int_range, output_folder, positive_float, positive_int, seed_int
+
+REQUIRES = ("cocotb",)  # checked by pesto.cli before the command runs (the `sim` extra)
 
 DEFAULT_SPARSITIES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95)
 
@@ -34,16 +38,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
 
     def common(p):
-        p.add_argument("-o", "--out", type=Path, default=Path("runs/bench"), help="output folder (default runs/bench)")
-        p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
-                       help="RTL simulator (default verilator)")
-        p.add_argument("--clock-mhz", type=float, default=100.0, help="fabric clock for time figures (default 100)")
-        p.add_argument("--seed", type=int, default=0, help="seed of the random weights and activations")
+        p.add_argument("-o", "--out", type=output_folder, default=Path("runs/bench"),
+                       help="output folder (default runs/bench)")
+        p.add_argument("--simulator", choices=list(SIM_BUSES), default=DEFAULT_SIM,
+                       help=f"RTL simulation (default {DEFAULT_SIM}: the fast C++ harness; cocotb-verilator and "
+                            f"icarus run through cocotb)")
+        p.add_argument("--clock-mhz", type=positive_float, default=100.0,
+                       help="fabric clock for time figures, > 0 (default 100)")
+        p.add_argument("--seed", type=seed_int, default=0, help="seed of the random weights and activations")
         p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
 
     p = sub.add_parser("table7", help="table 7: the three ResNet-20 layers, skip on vs off, beside the seed")
     common(p)
-    p.add_argument("--input-hw", type=int, nargs=3, metavar=("S1", "S2", "S3"), default=None,
+    p.add_argument("--input-hw", type=int_range(1, 4096), nargs=3, metavar=("S1", "S2", "S3"), default=None,
                    help="input height/width of the stage 1/2/3 layers (default CIFAR's 32 16 8; "
                         "Fashion-MNIST ResNet-20: 28 14 7)")
 
@@ -51,17 +58,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     common(p)
     p.add_argument("--shape", action="append", dest="shapes", metavar="NxCxKxK",
                    help="weight shape, repeatable (default: the three table 7 shapes)")
-    p.add_argument("--sparsity", type=float, nargs="+", default=list(DEFAULT_SPARSITIES),
+    p.add_argument("--sparsity", type=finite_float(0.0, 1.0, hi_open=True), nargs="+", default=list(DEFAULT_SPARSITIES),
                    help="group sparsities in [0, 1) (default 0 .25 .5 .75 .9 .95)")
-    p.add_argument("--input-hw", type=int, default=None,
+    p.add_argument("--input-hw", type=int_range(1, 4096), default=None,
                    help="input height/width (default: table 7's 32/16/8 for its shapes, else 16)")
-    p.add_argument("--cg", type=int, default=16, help="PE group size Cg (default 16)")
+    p.add_argument("--cg", type=positive_int, default=16, help="PE group size Cg, >= 1 (default 16)")
 
     p = sub.add_parser("artifact", help="every accelerated layer of an exported network, and end to end")
     common(p)
-    p.add_argument("artifact", type=Path, help="an artifact written by `pesto export-to-fpga`")
-    p.add_argument("--images", type=int, default=1, help="test images to profile on (default 1)")
-    p.add_argument("--data-root", default=None, help="folder with the dataset (default: system paths)")
+    p.add_argument("artifact", type=existing_file, help="an artifact written by `pesto export-to-fpga`")
+    p.add_argument("--images", type=int_range(1, 10000), default=1, help="test images to profile on (1..10000, default 1)")
+    p.add_argument("--data-root", type=data_folder, default=None,
+                   help="folder with the dataset, searched alone (default: $PESTO_DATA_ROOT, else system paths)")
 
 
 def parse_shape(text: str) -> tuple[int, int, int, int]:
@@ -69,8 +77,8 @@ def parse_shape(text: str) -> tuple[int, int, int, int]:
         shape = tuple(int(v) for v in text.lower().split("x"))
     except ValueError:
         shape = ()
-    if len(shape) != 4 or shape[2] != shape[3] or min(shape) < 1:
-        raise ConfigError(f"--shape {text!r}: write N x C x K x K, e.g. 32x32x3x3")
+    if len(shape) != 4 or shape[2] != shape[3] or min(shape) < 1 or max(shape) > 1 << 16:
+        raise UsageError(f"--shape {text!r}: write N x C x K x K with sizes 1..65536, e.g. 32x32x3x3")
     return shape
 
 
@@ -136,11 +144,10 @@ def run_sweep(args, backend) -> dict:
 
 
 def _measure(backend, layer, x, clock_mhz: float, **extra) -> dict:
-    """pesto.sim.measure.measure_layer on the backend's bus, after the driver's fit check."""
-    from ..driver import check_fits
-    from ..sim.measure import measure_layer
-    check_fits(layer, x.shape[1], x.shape[2], backend.hw)
-    row = measure_layer(backend.bus, layer, x, backend.hw, clock_mhz=clock_mhz)
+    """pesto.sim.measure.measure_tiled on the backend's bus (a layer larger than the build runs
+    as the driver's tiles)."""
+    from ..sim.measure import measure_tiled
+    row = measure_tiled(backend.bus, layer, x, backend.hw, clock_mhz=clock_mhz)
     row["input_hw"] = list(x.shape[1:])
     row.update(extra)
     return row
@@ -205,23 +212,33 @@ def run_artifact(args, backend) -> dict:
 
 
 def validate(args) -> None:
-    """Refuse bad options before the simulator starts."""
+    """Refuse bad options before the simulator starts (usage errors, exit 2)."""
     if args.bench == "sweep":
         for s in args.shapes or []:
-            parse_shape(s)
+            n, c, k, _ = parse_shape(s)
+            if k not in (1, 3):
+                raise UsageError(f"--shape {s!r}: the engine runs 1x1 and 3x3 kernels")
+            if args.cg > c:
+                raise UsageError(f"--cg {args.cg} is larger than the {c} input channels of --shape {s!r}")
         bad = [s for s in args.sparsity if not 0.0 <= s < 1.0]
         if bad:
-            raise ConfigError(f"--sparsity {bad}: group sparsities must lie in [0, 1)")
+            raise UsageError(f"--sparsity {bad}: group sparsities must lie in [0, 1)")
     if args.bench == "artifact" and not args.artifact.is_file():
-        raise ConfigError(f"artifact {args.artifact} not found; write one with `pesto export-to-fpga`")
+        raise UsageError(f"artifact {args.artifact} not found; write one with `pesto export-to-fpga`")
     if args.clock_mhz <= 0:
-        raise ConfigError(f"--clock-mhz must be positive, got {args.clock_mhz}")
+        raise UsageError(f"--clock-mhz must be positive, got {args.clock_mhz}")
 
 
 def run(args) -> int:
+    from ..util import claim_output
+    validate(args)
+    with claim_output(args.out):   # a second bench writing the same folder is refused
+        return _run(args)
+
+
+def _run(args) -> int:
     from . import report
     runner = {"table7": run_table7, "sweep": run_sweep, "artifact": run_artifact}[args.bench]
-    validate(args)
     backend = _open_sim(args)
     try:
         res = runner(args, backend)

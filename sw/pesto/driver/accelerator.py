@@ -23,6 +23,7 @@ import numpy as np
 from .. import numerics
 from ..errors import ConfigError, HardwareError
 from ..ir import TernaryConv
+from ..validate import check_float, check_int
 from .backends import Backend, BusBackend, RefBackend
 from .protocol import LayerStats
 
@@ -49,8 +50,10 @@ class LayerRecord:
 
 def open_backend(backend: str | Backend, *, sim=None, simulator: str = "verilator", overlay=None,
                  timeout_s: float = 10.0, **sim_options) -> Backend:
-    """A Backend by name. ``sim``: an open SimAccelerator to share (tests reuse one);
-    ``overlay``: a pynq Overlay or the path of a .bit (with its .hwh beside it)."""
+    """A Backend by name. ``simulator``: which simulated bus backs "sim" (``pesto.sim.SIM_BUSES``:
+    "verilator", the fast C++ harness, by default; "cocotb-verilator" or "icarus" through
+    cocotb), with ``sim_options`` for it; ``sim``: an open simulated bus to share instead (tests
+    reuse one); ``overlay``: a pynq Overlay or the path of a .bit (with its .hwh beside it)."""
     if isinstance(backend, Backend):
         return backend
     if backend == "ref":
@@ -58,8 +61,8 @@ def open_backend(backend: str | Backend, *, sim=None, simulator: str = "verilato
     if backend == "sim":
         owns = sim is None  # a simulator passed in outlives this driver
         if owns:
-            from ..sim.server import SimAccelerator  # needs cocotb + a simulator (dev machine only)
-            sim = SimAccelerator(simulator, **sim_options).open()
+            from ..sim import open_sim  # needs Verilator (and cocotb for the cocotb buses): dev machine only
+            sim = open_sim(simulator, **sim_options).open()
         return BusBackend(sim, "sim", timeout_s=max(timeout_s, 60.0), owns_bus=owns)
     if backend == "pynq":
         if overlay is None:
@@ -87,6 +90,12 @@ class Accelerator:
         from .. import artifact as artifact_mod
         if isinstance(artifact, (str, Path)):
             artifact = artifact_mod.load(artifact)
+        if not isinstance(artifact, artifact_mod.Artifact):
+            raise ConfigError(f"Accelerator needs a pesto.artifact.Artifact or the path of a .pesto file, got "
+                              f"{type(artifact).__name__}; export one with `pesto export-to-fpga`")
+        if not isinstance(skip, bool):
+            raise ConfigError(f"skip must be True or False, got {skip!r}")
+        clock_mhz = check_float(clock_mhz, "clock_mhz", 0.0, lo_open=True)
         self.source = artifact          # every sub-net
         self.select_subnet(subnet)
         self.backend = open_backend(backend, **backend_options)
@@ -121,21 +130,21 @@ class Accelerator:
 
     # -- input encoding -------------------------------------------------------------------
     def normalise(self, images) -> np.ndarray:
-        """uint8 images (0..255) or floats in [0, 1], (B, C, H, W), (C, H, W) or -- for
-        single-channel models -- (B, H, W) -> the network's normalised float32 input."""
+        """uint8 images (0..255), other integers holding pixels 0..255, or floats in [0, 1]:
+        (B, C, H, W), (C, H, W) or -- for single-channel models -- (B, H, W) -> the network's
+        normalised float32 input. Anything else (NaN, inf, values out of range, the wrong shape,
+        an empty batch) is a ConfigError that says what was expected."""
         from ..reference import network
-        x = np.asarray(images)
+        try:
+            x = np.asarray(images)
+        except (ValueError, TypeError):
+            return network.normalize(self.artifact, images)   # says what was expected
         c, h, w = self.artifact.input_shape
         if c == 1 and x.ndim == 3 and x.shape[0] != 1:
             x = x[:, None]
         elif c == 1 and x.ndim == 2:
             x = x[None, None]
-        if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
-            raise ConfigError(f"images must be uint8 (0..255) or float in [0, 1], got {x.dtype}")
-        x = network.normalize(self.artifact, x)
-        if tuple(x.shape[1:]) != (c, h, w):
-            raise ConfigError(f"images must be {c}x{h}x{w}, got {tuple(np.shape(images))}")
-        return x
+        return network.normalize(self.artifact, x)
 
     # -- running --------------------------------------------------------------------------
     def _conv(self, x: np.ndarray, layer: TernaryConv) -> np.ndarray:
@@ -154,6 +163,18 @@ class Accelerator:
         x = self.normalise(images)
         return network.run(self.artifact, x, conv=self._conv, trace=trace, normalized=True)
 
+    def predict(self, images, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+        """Logits (B, classes) float32 of ``images`` in batches (the API's predict(), as in hls4ml);
+        ``execute`` is one batch, with trace and the per-layer counters."""
+        x = np.asarray(images)
+        if x.ndim < 4 and len(x) and x.shape[-3:] == tuple(self.artifact.input_shape):
+            return self.execute(x)
+        starts = range(0, len(x), batch_size)
+        if progress:
+            from tqdm import tqdm
+            starts = tqdm(starts, desc=f"predict on {self.backend.name}", unit="batch")
+        return np.concatenate([self.execute(x[i:i + batch_size]) for i in starts])
+
     def classify(self, images) -> np.ndarray:
         return np.argmax(self.execute(images), axis=1)
 
@@ -164,6 +185,11 @@ class Accelerator:
         layer = self.layer(name)
         x = np.asarray(x)
         is_float = np.issubdtype(x.dtype, np.floating)
+        if x.ndim not in (3, 4) or x.size == 0:
+            raise ConfigError(f"layer {name!r}: input must be ({layer.in_channels}, H, W) or (batch, "
+                              f"{layer.in_channels}, H, W), got shape {x.shape}")
+        if is_float and not np.isfinite(x).all():
+            raise ConfigError(f"layer {name!r}: the float input holds NaN or inf")
         q = numerics.quantize(x, layer.f_in) if is_float else x
         single = q.ndim == 3
         y, stats = self.backend.conv(q[None] if single else q, layer, skip=self.skip if skip is None else skip)
@@ -182,6 +208,7 @@ class Accelerator:
         """Time ``execute`` on ``images``: wall-clock latency and images/s of this host and
         backend, the host-side share (normalisation, float layers, packing), and -- from the
         hardware counters -- the accelerator's own cycles and time per image at ``clock_mhz``."""
+        repeats = check_int(repeats, "repeats", 1)
         x = np.asarray(images)
         batch = len(self.normalise(x))
         wall = accel = 0.0
@@ -198,7 +225,7 @@ class Accelerator:
         n = batch * repeats
         result = {
             "backend": self.backend.name, "batch": batch, "repeats": repeats,
-            "runtime_s": wall, "latency_ms_per_image": 1e3 * wall / n, "images_per_s": n / wall,
+            "runtime_s": wall, "latency_ms_per_image": 1e3 * wall / n, "images_per_s": n / max(wall, 1e-9),
             "accel_calls_s": accel, "host_overhead_s": wall - accel,
             "host_overhead_ms_per_image": 1e3 * (wall - accel) / n,
         }
@@ -220,8 +247,9 @@ class Accelerator:
     def profile(self, images, with_logits: bool = False, progress: bool = False):
         """Per accelerated layer, on the network's real activations for ``images`` (keep it to one
         or two): cycles with group skipping and without (the dense-ternary baseline on the same
-        engine), measured, ideal and efficiency, PE utilisation -- pesto.sim.measure.measure_layer
-        on every layer, each run checked bit for bit against the reference. Several images give
+        engine), measured, ideal and efficiency, PE utilisation -- pesto.sim.measure.measure_tiled
+        on every layer (a layer larger than the build as its tiles), each run checked bit for bit
+        against the reference. Several images give
         the per-image mean. Hardware backends only.
 
         with_logits=True returns (rows, logits): the network's outputs, every accelerated layer
@@ -230,8 +258,7 @@ class Accelerator:
         if not self.has_counters:
             raise ConfigError(f"backend {self.backend.name!r} has no cycle counters; profile on 'sim' or 'pynq'")
         from ..reference import run_conv
-        from ..sim.measure import measure_layer
-        from .protocol import check_fits
+        from ..sim.measure import measure_tiled
         rows = []
         bar = None
         if progress:
@@ -239,8 +266,7 @@ class Accelerator:
             bar = tqdm(total=len(self.layers), desc=f"layers on {self.backend.name}, skip on/off", unit="layer")
 
         def measured(x, layer):
-            check_fits(layer, x.shape[2], x.shape[3], self.backend.hw)
-            per_image = [measure_layer(self.backend.bus, layer, img, self.backend.hw, clock_mhz=self.clock_mhz,
+            per_image = [measure_tiled(self.backend.bus, layer, img, self.backend.hw, clock_mhz=self.clock_mhz,
                                        timeout_s=self.backend.timeout_s) for img in x]
             rows.append(_mean_row(per_image))
             if bar is not None:

