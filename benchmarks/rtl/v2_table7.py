@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sim", choices=("icarus", "verilator"), default="icarus",
                    help="simulator (cycle counts are the same; v2's Verilator model compiles for many minutes)")
     p.add_argument("--no-synth", action="store_true", help="skip yosys (the recorded result is still reported)")
+    argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
     command = "python benchmarks/rtl/v2_table7.py" + (" " + shlex.join(argv) if argv else "")
     with tempfile.TemporaryDirectory() as tmp:
