@@ -1,4 +1,5 @@
-"""How one layer runs on the accelerator, written once for every transport.
+"""How the accelerator runs, written once for every transport: one layer (run_layer, v1's layer
+mode) or a loaded network program (load_network, select_subnet, run_network: accelerator v2).
 
 A ``Bus`` is the accelerator as the host sees it: AXI4-Lite registers and one DMA round trip
 (input stream out, output stream back). The PYNQ board (MMIO + AXI DMA) and the RTL
@@ -16,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import HardwareError, UnsupportedLayerError
+from ..errors import ConfigError, HardwareError, UnsupportedLayerError
 from ..hwspec import REGMAP, HwConfig, input_stream, layer_registers, output_words, unpack_outputs
 from ..hwspec.protocol import channels_per_group, words_per_group
 from ..ir import TernaryConv
@@ -65,6 +66,8 @@ class LayerStats:
     cycles: int            # start -> done, stream loading included
     compute_cycles: int    # last input beat -> done
     groups_issued: int     # group passes the scheduler issued
+    conv_cycles: int = 0   # v2: the conv step alone (STEP_CYCLES of step 1), the figure skipping shortens
+    issue_cycles: int = 0  # v2: its first to last entry into the PE array
 
 
 def check_identity(bus: Bus) -> HwConfig:
@@ -80,7 +83,10 @@ def check_identity(bus: Bus) -> HwConfig:
         raise HardwareError(
             f"accelerator protocol version {major}.x, this driver speaks "
             f"{REGMAP.spec['version_major']}.x: rebuild the bitstream or install the matching pesto")
-    return HwConfig.from_registers(bus.read(REGMAP.offset("HWCFG0")), bus.read(REGMAP.offset("HWCFG1")))
+    h0, h1 = bus.read(REGMAP.offset("HWCFG0")), bus.read(REGMAP.offset("HWCFG1"))
+    if "CAPS" in REGMAP["HWCFG0"].fields and REGMAP["HWCFG0"].field(h0, "CAPS") & 1:
+        return HwConfig.from_registers(h0, h1, bus.read(REGMAP.offset("HWCFG2")), bus.read(REGMAP.offset("HWCFG3")))
+    return HwConfig.from_registers(h0, h1)
 
 
 def connect(bus: Bus, timeout_s: float = 1.0) -> HwConfig:
@@ -148,15 +154,16 @@ def _enough(field: str, need: int) -> int:
 
 
 def run_layer(bus: Bus, layer: TernaryConv, x: np.ndarray, hw: HwConfig, skip: bool = True,
-              load_weights: bool = True, timeout_s: float = 10.0) -> tuple[np.ndarray, LayerStats]:
-    """Run ``layer`` on int16 x (C, H, W); returns int16 (N, Ho, Wo) and the cycle counters.
-    Holds ``bus_lock(bus)`` for the whole run."""
+              load_weights: bool = True, timeout_s: float = 10.0, step: bool = False) -> tuple[np.ndarray, LayerStats]:
+    """Run ``layer`` on int16 x (C, H, W); returns int16 (N, Ho, Wo) and the cycle counters
+    (step=True on a v2 engine also reads the conv step's own cycles). Holds ``bus_lock(bus)``
+    for the whole run."""
     with bus_lock(bus):
-        return _run_layer(bus, layer, x, hw, skip, load_weights, timeout_s)
+        return _run_layer(bus, layer, x, hw, skip, load_weights, timeout_s, step)
 
 
 def _run_layer(bus: Bus, layer: TernaryConv, x: np.ndarray, hw: HwConfig, skip: bool, load_weights: bool,
-               timeout_s: float) -> tuple[np.ndarray, LayerStats]:
+               timeout_s: float, step: bool = False) -> tuple[np.ndarray, LayerStats]:
     _, h, w = x.shape
     regs = layer_registers(layer, h, w, hw.lanes, skip=skip, load_weights=load_weights)
     for name, value in regs.items():
@@ -187,4 +194,136 @@ def _run_layer(bus: Bus, layer: TernaryConv, x: np.ndarray, hw: HwConfig, skip: 
         raise HardwareError(f"layer {layer.name!r}: accelerator error {REGMAP.error_names.get(err, err)}")
     stats = LayerStats(bus.read(REGMAP.offset("CYCLES")), bus.read(REGMAP.offset("COMPUTE_CYCLES")),
                        bus.read(REGMAP.offset("GROUPS_ISSUED")))
+    if step and hw.network:
+        bus.write(REGMAP.offset("STEP_SEL"), 1)   # layer mode runs input, conv, output
+        stats.conv_cycles = bus.read(REGMAP.offset("STEP_CYCLES"))
+        stats.issue_cycles = bus.read(REGMAP.offset("STEP_ISSUE"))
     return unpack_outputs(out, layer.out_channels, ho, wo), stats
+
+
+# -- network mode (accelerator v2, docs/accelerator-v2.md) --------------------------------------
+
+@dataclass
+class StepStats:
+    name: str
+    op: str
+    cycles: int            # start to last write, last image of the run
+    issue_cycles: int      # conv: first to last entry into the PE array
+
+
+@dataclass
+class NetworkStats:
+    cycles: int            # start -> done, streams included
+    compute_cycles: int    # last input beat -> done
+    groups_issued: int     # issue-list entries walked (the first tile of every conv step, every image)
+    images: int
+    steps: list[StepStats] | None = None
+
+
+def _start(bus: Bus, mode: int) -> None:
+    bus.write(REGMAP.offset("MODE"), mode)
+    ctrl = REGMAP.offset("CTRL")
+    bus.read(ctrl)  # clear a stale AP_DONE (clear-on-read)
+    bus.write(ctrl, 1 << REGMAP["CTRL"].fields["AP_START"][0])
+
+
+def _wait_done(bus: Bus, what: str) -> int:
+    ctrl = REGMAP.offset("CTRL")
+    done_bit = 1 << REGMAP["CTRL"].fields["AP_DONE"][0]
+    for _ in range(1000):
+        if bus.read(ctrl) & done_bit:
+            return REGMAP["STATUS"].field(bus.read(REGMAP.offset("STATUS")), "ERR_CODE")
+    raise HardwareError(f"{what}: AP_DONE never rose after the streams ended")
+
+
+def _error(err: int) -> str:
+    return REGMAP.error_names.get(err, str(err))
+
+
+def _require_network(hw: HwConfig) -> None:
+    if not hw.network:
+        raise UnsupportedLayerError("this accelerator has no network mode (HWCFG0.CAPS bit 0 is clear): run the "
+                                    "network layer by layer with run_layer, or load a v2 bitstream")
+
+
+def load_network(bus: Bus, program, hw: HwConfig, timeout_s: float = 10.0) -> None:
+    """Load a network program (``pesto.hwspec.program.compile_network``) onto the engine, once:
+    codes, schedules and output stages of every sub-net stay there until another load or a
+    layer-mode run that loads weights. Refuses a program the build cannot hold before sending it."""
+    _require_network(hw)
+    program.check_fits(hw)
+    _start(bus, REGMAP["MODE"].encode(LOAD_PROGRAM=1))
+    try:
+        bus.transfer(program.words(), 0, timeout_s)
+    except HardwareError as e:
+        err = REGMAP["STATUS"].field(bus.read(REGMAP.offset("STATUS")), "ERR_CODE")
+        raise HardwareError(f"network program load failed: {_error(err) if err else ''} ({e})") from e
+    err = _wait_done(bus, "network program load")
+    if err:
+        raise HardwareError(f"the accelerator refused the network program: {_error(err)}")
+    info = bus.read(REGMAP.offset("PROGRAM"))
+    if not REGMAP["PROGRAM"].field(info, "VALID") or bus.read(REGMAP.offset("PROGRAM_SUM")) != program.checksum:
+        raise HardwareError("the network program did not load (PROGRAM.VALID or PROGRAM_SUM disagree)")
+
+
+def select_subnet(bus: Bus, program, subnet) -> int:
+    """Choose the sub-net (index or name) the next network runs compute; moves no weights.
+    Returns its index."""
+    names = program.names
+    if isinstance(subnet, str):
+        if subnet not in names:
+            raise ConfigError(f"no sub-net {subnet!r}; the program holds: {', '.join(names)}")
+        subnet = names.index(subnet)
+    if not 0 <= int(subnet) < program.num_subnets:
+        raise ConfigError(f"sub-net index {subnet} out of range: the program holds {program.num_subnets} "
+                          f"({', '.join(names)})")
+    bus.write(REGMAP.offset("SUBNET"), int(subnet))
+    return int(subnet)
+
+
+def read_steps(bus: Bus, program) -> list[StepStats]:
+    """The per-step counters of the last network run (its last image)."""
+    rows = []
+    for i, s in enumerate(program.steps):
+        bus.write(REGMAP.offset("STEP_SEL"), i)
+        rows.append(StepStats(s.name, s.op, bus.read(REGMAP.offset("STEP_CYCLES")),
+                              bus.read(REGMAP.offset("STEP_ISSUE"))))
+    return rows
+
+
+def run_network(bus: Bus, program, x: np.ndarray, hw: HwConfig, subnet=None, skip: bool = True,
+                timeout_s: float = 60.0, steps: bool = False) -> tuple[np.ndarray, NetworkStats]:
+    """Run the loaded program on int16 x (C, H, W) or a batch (B, C, H, W) in one DMA round trip:
+    returns the int16 output of the accelerated chain, (B, N, Ho, Wo), and the counters.
+
+    subnet: select this sub-net first (else the one selected last); skip=False runs the dense
+    baseline (the program must have been compiled with dense=True); steps=True also reads the
+    per-step counters. Any refusal (no or another program loaded, sub-net out of range, a stream
+    of the wrong length) is a HardwareError naming the engine's reason, at once."""
+    _require_network(hw)
+    x = np.asarray(x)
+    batch = 1 if x.ndim == 3 else x.shape[0]
+    words = program.input_words(x)
+    if REGMAP["PROGRAM"].field(bus.read(REGMAP.offset("PROGRAM")), "VALID") and \
+            bus.read(REGMAP.offset("PROGRAM_SUM")) != program.checksum:
+        raise HardwareError("the accelerator holds another network program: load_network(bus, program, hw) first")
+    if subnet is not None:
+        select_subnet(bus, program, subnet)
+    bus.write(REGMAP.offset("NUM_IMAGES"), batch)
+    _start(bus, REGMAP["MODE"].encode(NETWORK=1, SKIP_EN=int(skip)))
+    n_out = program.output_words(batch)
+    try:
+        out = bus.transfer(words, n_out, timeout_s)
+    except HardwareError as e:
+        err = REGMAP["STATUS"].field(bus.read(REGMAP.offset("STATUS")), "ERR_CODE")
+        if err:
+            raise HardwareError(f"network run: accelerator error {_error(err)} ({e})") from e
+        raise
+    err = _wait_done(bus, "network run")
+    if err:
+        raise HardwareError(f"network run: accelerator error {_error(err)}")
+    stats = NetworkStats(bus.read(REGMAP.offset("CYCLES")), bus.read(REGMAP.offset("COMPUTE_CYCLES")),
+                         bus.read(REGMAP.offset("GROUPS_ISSUED")), batch,
+                         read_steps(bus, program) if steps else None)
+    y = program.unpack_output(out, batch)
+    return (y if x.ndim == 4 else y[0]), stats

@@ -89,9 +89,10 @@ def fit_hw(shapes, base: HwConfig = HLS_DEFAULT) -> HwConfig:
 
 def top_arguments() -> list[dict]:
     """One top-function argument per register after the ap_ctrl_hs block (0x00-0x0C), in
-    offset order: read-only registers are outputs, the rest are inputs."""
+    offset order: read-only registers are outputs, the rest are inputs. The HLS engine has no
+    network mode: the network-only registers (regmap.json) are not its arguments."""
     args = []
-    for r in sorted(REGMAP.registers.values(), key=lambda r: r.offset):
+    for r in sorted(REGMAP.layer_registers.values(), key=lambda r: r.offset):
         if r.offset < 0x10:
             continue
         args.append({"name": r.name, "port": r.name.lower(), "offset": r.offset, "access": r.access,
