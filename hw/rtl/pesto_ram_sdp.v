@@ -11,8 +11,10 @@ module pesto_ram_sdp #
 (
     // word width in bits
     parameter WIDTH = 64,
-    // address width: the RAM holds 2**ADDR_WIDTH words
-    parameter ADDR_WIDTH = 10
+    // address width
+    parameter ADDR_WIDTH = 10,
+    // words held (at most 2**ADDR_WIDTH)
+    parameter DEPTH = 1 << ADDR_WIDTH
 )
 (
     input  wire                  clk,
@@ -25,7 +27,7 @@ module pesto_ram_sdp #
     output wire [WIDTH-1:0]      rd_data
 );
 
-reg [WIDTH-1:0] mem [0:(1 << ADDR_WIDTH)-1];
+reg [WIDTH-1:0] mem [0:DEPTH-1];
 reg [WIDTH-1:0] rd_data_reg;
 
 assign rd_data = rd_data_reg;

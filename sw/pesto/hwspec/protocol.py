@@ -25,7 +25,7 @@ output packet: int16 in (n, y, x) order, zero padded to a whole word
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -48,13 +48,32 @@ class HwConfig:
     log2_wgt_depth: int = 12
     log2_max_n: int = 9
     log2_max_pix: int = 10
+    # network mode (accelerator v2, docs/accelerator-v2.md); an engine without it reports caps 0
+    caps: int = 0
+    code_depth: int = 6144       # code memory: stored hardware groups
+    param_depth: int = 4096      # parameter memory: output-stage entries (channels x sub-nets)
+    prog_depth: int = 16384      # program memory: 32-bit words
+    bank_depth: int = 1024       # activation words per bank (4 banks)
+    max_n: int = 512             # output channels per conv step (accumulator depth)
+    max_subnets: int = 16
 
     @classmethod
-    def from_registers(cls, hwcfg0: int, hwcfg1: int) -> "HwConfig":
+    def from_registers(cls, hwcfg0: int, hwcfg1: int, hwcfg2: int = 0, hwcfg3: int = 0) -> "HwConfig":
         r0, r1 = REGMAP["HWCFG0"], REGMAP["HWCFG1"]
-        return cls(r0.field(hwcfg0, "LANES"), r0.field(hwcfg0, "NUM_PE"), r0.field(hwcfg0, "MAX_K"),
+        base = cls(r0.field(hwcfg0, "LANES"), r0.field(hwcfg0, "NUM_PE"), r0.field(hwcfg0, "MAX_K"),
                    r1.field(hwcfg1, "LOG2_ACT_DEPTH"), r1.field(hwcfg1, "LOG2_WGT_DEPTH"),
                    r1.field(hwcfg1, "LOG2_MAX_N"), r1.field(hwcfg1, "LOG2_MAX_PIX"))
+        if "CAPS" not in r0.fields or not r0.field(hwcfg0, "CAPS"):
+            return base
+        r2, r3 = REGMAP["HWCFG2"], REGMAP["HWCFG3"]
+        return replace(base, caps=r0.field(hwcfg0, "CAPS"), code_depth=r2.field(hwcfg2, "CODE_DEPTH"),
+                       param_depth=r2.field(hwcfg2, "PARAM_DEPTH"), prog_depth=4 * r3.field(hwcfg3, "PROG_DEPTH"),
+                       bank_depth=r3.field(hwcfg3, "BANK_DEPTH"), max_n=1 << base.log2_max_n)
+
+    @property
+    def network(self) -> bool:
+        """The engine runs loaded network programs (HWCFG0.CAPS bit 0)."""
+        return bool(self.caps & 1)
 
 
 def channels_per_group(cg: int, lanes: int) -> int:

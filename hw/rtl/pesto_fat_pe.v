@@ -1,0 +1,174 @@
+/*
+ * pesto_fat_pe: one processing element of accelerator v2. Each cycle it takes one PE group in
+ * full -- the nine kernel taps x LANES channels of one output channel n -- and adds the ternary
+ * products into its partial sum for channel n: 9*LANES add/sub/skip lanes, no multiplier
+ * (a 2-bit code selects +a, -a or nothing; -a = ~a + 1, the +1s are counted).
+ *
+ * Partial sums live in two accumulator RAMs of 2**N_WIDTH words: one for the block being
+ * accumulated (in_bank), the other read by the drain (rd_bank). The first entry of a channel in
+ * a block loads the sum instead of adding (in_first). The accumulation has the RAM's read port
+ * while it uses a bank; the engine drains a bank only when no entry of it is in flight.
+ *
+ * Pipeline (one entry per cycle, no stalls):
+ *   c0 taps + codes in -> c1 sums of 4 lanes -> c2 sums of 16 -> c3 group sum (RAM read issued)
+ *   -> c4 acc[n] = (first ? 0 : acc[n]) + sum, written back; a channel accumulated in two
+ *   consecutive cycles takes the value of the first from a forward register.
+ */
+
+`resetall
+`timescale 1ns / 1ps
+`default_nettype none
+
+module pesto_fat_pe #
+(
+    // channels per PE group word
+    parameter LANES = 16,
+    // output channel index width (accumulators per bank: 2**N_WIDTH)
+    parameter N_WIDTH = 9
+)
+(
+    input  wire                     clk,
+    input  wire                     rst,
+
+    // c0: the nine tap words (tap t = 3*ky + kx at bits [16*LANES*t +: 16*LANES]) and codes
+    input  wire [9*16*LANES-1:0]    taps,
+    input  wire [9*2*LANES-1:0]     codes,
+    input  wire                     in_valid,
+    input  wire                     in_first,
+    input  wire [N_WIDTH-1:0]       in_n,
+    input  wire                     in_bank,
+
+    // drain read port: acc[rd_addr] of bank rd_bank, one cycle later
+    input  wire                     rd_bank,
+    input  wire [N_WIDTH-1:0]       rd_addr,
+    output wire [31:0]              rd_data
+);
+
+localparam TERMS = 9 * LANES;
+localparam PARTS1 = (TERMS + 3) / 4;
+localparam PARTS2 = (PARTS1 + 3) / 4;
+localparam CTRL_WIDTH = N_WIDTH + 3;
+
+// c1: sums of four terms and the count of negated lanes
+reg [19*PARTS1-1:0] part1;
+reg [8:0] minus1;
+// c2: sums of sixteen
+reg [21*PARTS2-1:0] part2;
+reg [8:0] minus2;
+// c3: the group sum
+reg signed [25:0] sum3;
+
+// control travels beside the data: {valid, first, bank, n}
+reg [CTRL_WIDTH-1:0] ctrl1, ctrl2, ctrl3;
+
+// c4: accumulate and write back
+reg fwd_valid;
+reg fwd_bank;
+reg [N_WIDTH-1:0] fwd_n;
+reg signed [31:0] fwd_acc;
+reg rd_bank_q;
+
+wire valid3 = ctrl3[CTRL_WIDTH-1];
+wire first3 = ctrl3[CTRL_WIDTH-2];
+wire bank3 = ctrl3[CTRL_WIDTH-3];
+wire [N_WIDTH-1:0] n3 = ctrl3[N_WIDTH-1:0];
+wire valid2 = ctrl2[CTRL_WIDTH-1];
+wire bank2 = ctrl2[CTRL_WIDTH-3];
+wire [N_WIDTH-1:0] n2 = ctrl2[N_WIDTH-1:0];
+
+wire [31:0] ram_rd0, ram_rd1;
+wire signed [31:0] old3 = (fwd_valid && fwd_bank == bank3 && fwd_n == n3) ? fwd_acc :
+                          $signed(bank3 ? ram_rd1 : ram_rd0);
+wire signed [31:0] acc_new = (first3 ? 32'sd0 : old3) + {{6{sum3[25]}}, sum3};
+
+// code 1 = +1, 3 = -1, 0 = 0 (2 is reserved and refused when the codes load):
+// term = (a & code[0]) ^ code[1], so -1 gives ~a and its +1 joins the count
+function [16:0] term;
+    input [15:0] a;
+    input [1:0] code;
+    begin
+        term = ({a[15], a} & {17{code[0]}}) ^ {17{code[1]}};
+    end
+endfunction
+
+integer p, q, l;
+reg [19*PARTS1-1:0] part1_next;
+reg [8:0] minus_next;
+reg [21*PARTS2-1:0] part2_next;
+reg signed [25:0] sum_next;
+reg signed [18:0] s4;
+reg signed [20:0] s16;
+reg [16:0] t;
+
+always @* begin
+    minus_next = 9'd0;
+    for (p = 0; p < PARTS1; p = p + 1) begin
+        s4 = 19'sd0;
+        for (q = 0; q < 4; q = q + 1) begin
+            l = 4 * p + q;
+            if (l < TERMS) begin
+                t = term(taps[16*l +: 16], codes[2*l +: 2]);
+                s4 = s4 + $signed({{2{t[16]}}, t});
+                minus_next = minus_next + {8'd0, codes[2*l+1]};
+            end
+        end
+        part1_next[19*p +: 19] = s4;
+    end
+end
+
+always @* begin
+    for (p = 0; p < PARTS2; p = p + 1) begin
+        s16 = 21'sd0;
+        for (q = 0; q < 4; q = q + 1) begin
+            if (4 * p + q < PARTS1) begin
+                s16 = s16 + $signed({{2{part1[19*(4*p+q)+18]}}, part1[19*(4*p+q) +: 19]});
+            end
+        end
+        part2_next[21*p +: 21] = s16;
+    end
+    sum_next = $signed({17'd0, minus2});
+    for (p = 0; p < PARTS2; p = p + 1) begin
+        sum_next = sum_next + $signed({{5{part2[21*p+20]}}, part2[21*p +: 21]});
+    end
+end
+
+always @(posedge clk) begin
+    part1 <= part1_next;
+    minus1 <= minus_next;
+    ctrl1 <= {in_valid, in_first, in_bank, in_n};
+    part2 <= part2_next;
+    minus2 <= minus1;
+    ctrl2 <= ctrl1;
+    sum3 <= sum_next;
+    ctrl3 <= ctrl2;
+    fwd_valid <= valid3;
+    fwd_bank <= bank3;
+    fwd_n <= n3;
+    fwd_acc <= acc_new;
+    rd_bank_q <= rd_bank;
+
+    if (rst) begin
+        ctrl1[CTRL_WIDTH-1] <= 1'b0;
+        ctrl2[CTRL_WIDTH-1] <= 1'b0;
+        ctrl3[CTRL_WIDTH-1] <= 1'b0;
+        fwd_valid <= 1'b0;
+    end
+end
+
+pesto_ram_sdp #(.WIDTH(32), .ADDR_WIDTH(N_WIDTH)) acc0_inst (
+    .clk(clk),
+    .wr_en(valid3 && !bank3), .wr_addr(n3), .wr_data(acc_new),
+    .rd_addr((valid2 && !bank2) ? n2 : rd_addr), .rd_data(ram_rd0)
+);
+
+pesto_ram_sdp #(.WIDTH(32), .ADDR_WIDTH(N_WIDTH)) acc1_inst (
+    .clk(clk),
+    .wr_en(valid3 && bank3), .wr_addr(n3), .wr_data(acc_new),
+    .rd_addr((valid2 && bank2) ? n2 : rd_addr), .rd_data(ram_rd1)
+);
+
+assign rd_data = rd_bank_q ? ram_rd1 : ram_rd0;
+
+endmodule
+
+`resetall

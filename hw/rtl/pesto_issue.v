@@ -1,0 +1,230 @@
+/*
+ * pesto_issue: the schedule of a conv step, one entry per cycle into the PEs.
+ *
+ * Front end: for every pass descriptor (pesto_passes) it reads the pass's entries {n, code
+ * address, first, nz} from the program memory and their codes from the code memory (zero when
+ * nz = 0, the dense baseline's groups a sub-net does not issue) into a small queue; the list
+ * restarts for every tile. A tile without passes travels as a marker.
+ *
+ * Back end: pops one entry per cycle into the PEs. The first entry of a pass waits until the
+ * window is in the shadow grid (full_next) and copies it into the working grid on its way
+ * (load_soon), so PEs see each entry with its pass's window. Tiles alternate between the two
+ * accumulator banks; the first entry of a tile waits until the drain has released that bank.
+ * Six cycles after a tile's last entry its accumulators are complete (blk_valid).
+ *
+ *   pop -> X -> Y (PE c0) -> c1 -> c2 -> c3 (accumulator written) -> blk_valid
+ */
+
+`resetall
+`timescale 1ns / 1ps
+`default_nettype none
+
+module pesto_issue #
+(
+    // channels per PE group word
+    parameter LANES = 16,
+    // output channel index width
+    parameter N_WIDTH = 9,
+    // code memory address width
+    parameter CA = 13,
+    // program memory word address width
+    parameter PA = 14
+)
+(
+    input  wire                     clk,
+    input  wire                     rst,
+
+    input  wire                     start,
+    input  wire [15:0]              entry_base,
+
+    // pass descriptors
+    input  wire                     d_valid,
+    output wire                     d_ready,
+    input  wire [11:0]              d_count,
+    input  wire                     d_first,
+    input  wire                     d_last,
+    input  wire                     d_empty,
+
+    output wire [PA-1:0]            prog_addr,
+    input  wire [31:0]              prog_data,
+    output wire [CA-1:0]            code_addr,
+    input  wire [9*2*LANES-1:0]     code_data,
+
+    // the window
+    input  wire                     full_next,
+    output wire                     load_soon,
+
+    // the PEs' c0 inputs
+    output wire                     pe_valid,
+    output wire                     pe_first,
+    output wire [N_WIDTH-1:0]       pe_n,
+    output wire                     pe_bank,
+    output wire [9*2*LANES-1:0]     pe_codes,
+
+    // tiles: complete (to the drain) and released (by the drain)
+    output wire                     blk_valid,
+    output wire                     blk_bank,
+    input  wire [1:0]               bank_release,
+
+    output wire [31:0]              issued
+);
+
+/* verilator lint_off UNUSEDPARAM */
+`include "pesto_program.vh"
+/* verilator lint_on UNUSEDPARAM */
+
+localparam CW = 9 * 2 * LANES;
+// queue item: {marker, tile first, tile last, pass start, first, n, codes}
+localparam IW = 5 + N_WIDTH + CW;
+localparam DONE_DELAY = 6;
+
+// ------------------------------------------------------------------ front end
+reg [15:0] ptr;
+reg [11:0] e;
+reg [2:0] credits;
+reg s1_valid, s2_valid;
+reg [4:0] s1_flags, s2_flags;     // {marker, tile first, tile last, pass start, -}
+reg [N_WIDTH-1:0] s2_n;
+reg s2_first, s2_nz;
+reg counting;
+reg [31:0] issued_reg;
+
+wire pop;
+wire have = d_valid;
+wire go = have && credits != 3'd0;
+wire pass_end = d_empty || e == d_count - 1'b1;
+wire [N_WIDTH-1:0] entry_n = prog_data[PROG_ENTRY_N_LSB +: N_WIDTH];
+wire entry_first = prog_data[PROG_ENTRY_FIRST_LSB];
+wire entry_nz = prog_data[PROG_ENTRY_NZ_LSB];
+
+assign d_ready = go && pass_end;
+assign prog_addr = ptr[PA-1:0];
+assign code_addr = prog_data[PROG_ENTRY_CODE_LSB +: CA];
+
+wire [IW-1:0] q_in = {s2_flags[4:1], s2_first, s2_n, s2_nz ? code_data : {CW{1'b0}}};
+wire [IW-1:0] q_out;
+wire q_valid, q_s_ready;
+
+always @(posedge clk) begin
+    s1_valid <= go;
+    s1_flags <= {d_empty, d_first && e == 12'd0, d_last && pass_end, e == 12'd0 && !d_empty, 1'b0};
+    if (go) begin
+        if (pass_end) begin
+            e <= 12'd0;
+            if (d_last) begin
+                ptr <= entry_base;
+            end else if (!d_empty) begin
+                ptr <= ptr + 1'b1;
+            end
+        end else begin
+            e <= e + 1'b1;
+            ptr <= ptr + 1'b1;
+        end
+    end
+    s2_valid <= s1_valid;
+    s2_flags <= s1_flags;
+    s2_n <= entry_n;
+    s2_first <= entry_first;
+    s2_nz <= entry_nz && !s1_flags[4];
+    credits <= credits - {2'd0, go} + {2'd0, pop};
+    if (start) begin
+        ptr <= entry_base;
+        e <= 12'd0;
+    end
+    if (rst || start) begin
+        s1_valid <= 1'b0;
+        s2_valid <= 1'b0;
+        credits <= 3'd4;
+    end
+end
+
+pesto_fifo #(.WIDTH(IW), .ADDR_WIDTH(2)) queue_inst (
+    .clk(clk), .rst(rst || start),
+    .s_data(q_in), .s_valid(s2_valid), .s_ready(q_s_ready),
+    .m_data(q_out), .m_valid(q_valid), .m_ready(pop)
+);
+
+// ------------------------------------------------------------------ back end
+wire h_marker = q_out[IW-1];
+wire h_tile_first = q_out[IW-2];
+wire h_tile_last = q_out[IW-3];
+wire h_pass_start = q_out[IW-4];
+
+reg bank;
+reg [1:0] bank_busy;
+reg x_valid, x_first, x_bank;
+reg [N_WIDTH-1:0] x_n;
+reg [CW-1:0] x_codes;
+reg y_valid, y_first, y_bank;
+reg [N_WIDTH-1:0] y_n;
+reg [CW-1:0] y_codes;
+reg [DONE_DELAY-1:0] done_pipe;
+reg [DONE_DELAY-1:0] done_bank;
+
+wire bank_ok = !bank_busy[bank];
+wire need_bank = h_marker || h_tile_first;
+wire can_pop = q_valid && (!need_bank || bank_ok) && (!h_pass_start || full_next);
+assign pop = can_pop;
+assign load_soon = pop && h_pass_start;
+wire tile_done = pop && (h_marker || h_tile_last);
+
+assign pe_valid = y_valid;
+assign pe_first = y_first;
+assign pe_n = y_n;
+assign pe_bank = y_bank;
+assign pe_codes = y_codes;
+assign blk_valid = done_pipe[DONE_DELAY-1];
+assign blk_bank = done_bank[DONE_DELAY-1];
+assign issued = issued_reg;
+
+always @(posedge clk) begin
+    x_valid <= pop && !h_marker;
+    x_first <= q_out[CW+N_WIDTH];
+    x_n <= q_out[CW +: N_WIDTH];
+    x_codes <= q_out[CW-1:0];
+    x_bank <= bank;
+    y_valid <= x_valid;
+    y_first <= x_first;
+    y_n <= x_n;
+    y_codes <= x_codes;
+    y_bank <= x_bank;
+
+    done_pipe <= {done_pipe[DONE_DELAY-2:0], tile_done};
+    done_bank <= {done_bank[DONE_DELAY-2:0], bank};
+    if (pop && need_bank) begin
+        bank_busy[bank] <= 1'b1;
+    end
+    if (tile_done) begin
+        bank <= !bank;
+        counting <= 1'b0;
+    end
+    if (pop && !h_marker && counting) begin
+        issued_reg <= issued_reg + 1'b1;
+    end
+    if (bank_release[0]) begin
+        bank_busy[0] <= 1'b0;
+    end
+    if (bank_release[1]) begin
+        bank_busy[1] <= 1'b0;
+    end
+    if (start) begin
+        counting <= 1'b1;
+    end
+    if (rst || start) begin
+        x_valid <= 1'b0;
+        y_valid <= 1'b0;
+        done_pipe <= {DONE_DELAY{1'b0}};
+        bank <= 1'b0;
+        bank_busy <= 2'b00;
+    end
+    if (rst) begin
+        issued_reg <= 32'd0;
+    end
+end
+
+// the credits keep the queue from overflowing; the reserved flag bit and the high entry bits
+wire unused_ok = &{1'b0, q_s_ready, s2_flags[0], prog_data, 1'b0};
+
+endmodule
+
+`resetall
