@@ -1,9 +1,11 @@
 """Where an accelerated layer runs: the integer reference, or an accelerator behind a ``Bus``.
 
-Every backend answers the same question -- int16 x (B, C, H, W) through one ``TernaryConv``
--> int16 (B, N, Ho, Wo) -- so the driver above them cannot tell them apart except by the
-cycle counters the hardware ones return. The board (``pynq``) and the RTL simulation
-(``sim``) differ only in their ``Bus``; both go through ``protocol.run_layer``.
+Every backend answers the same two questions -- in layer mode int16 x (B, C, H, W) through one
+``TernaryConv`` -> int16 (B, N, Ho, Wo), in network mode int16 x through a whole compiled
+network program (``pesto.hwspec.program``), one sub-net -> the chain's int16 output -- so the
+driver above them cannot tell them apart except by the cycle counters the hardware ones
+return. The board (``pynq``), the RTL simulation (``sim``) and the HLS C simulation (``hls``)
+differ only in their ``Bus``; all go through ``protocol.run_layer`` / ``protocol.run_network``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ from ..hwspec import HwConfig
 from ..ir import TernaryConv
 from ..reference import run_conv
 from . import protocol
-from .protocol import Bus, LayerStats
+from .protocol import Bus, LayerStats, NetworkStats
+
+# The build the reference backend compiles network programs for: the default v2 engine
+# (docs/accelerator-v2.md), network mode and error packets (HWCFG0.CAPS bits 0 and 1).
+REF_BUILD = HwConfig(caps=3)
 
 
 class Backend:
@@ -26,6 +32,7 @@ class Backend:
 
     name = "?"
     hw: HwConfig | None = None
+    simulated = False     # its cycle counters time a simulation, not a board (throughput_test)
 
     def conv(self, x: np.ndarray, layer: TernaryConv, skip: bool = True, reuse_weights: bool = True
              ) -> tuple[np.ndarray, list[LayerStats] | None]:
@@ -33,6 +40,18 @@ class Backend:
 
         reuse_weights=False streams the weights in for every image, not once per call."""
         raise NotImplementedError
+
+    def network_build(self) -> HwConfig | None:
+        """The build a network program is compiled for, None if the engine has no network mode."""
+        return None
+
+    def network(self, x: np.ndarray, program, subnet: int = 0, skip: bool = True
+                ) -> tuple[np.ndarray, NetworkStats | None]:
+        """Network mode: int16 x (B, C, H, W), the chain's input, through ``program`` (every
+        sub-net of the network, compiled for ``network_build()``) with sub-net ``subnet`` ->
+        the chain's int16 output (B, N, H, W) and the run's counters (None: no hardware)."""
+        raise ConfigError(f"backend {self.name!r} has no network mode (HWCFG0.CAPS bit 0 is clear): "
+                          f"run the network layer by layer (Accelerator(..., mode='layer'))")
 
     def close(self) -> None:
         pass
@@ -42,12 +61,20 @@ class Backend:
 
 
 class RefBackend(Backend):
-    """The bit-exact numpy reference (pesto.reference): the golden every other backend meets."""
+    """The bit-exact numpy reference (pesto.reference) in layer mode; in network mode the numpy
+    interpreter of the packed network program (``Program.execute``: what the v2 engine computes,
+    decoded from the very words it would be sent). The golden every other backend meets."""
 
     name = "ref"
 
     def conv(self, x, layer, skip=True, reuse_weights=True):
         return run_conv(_int16_batch(x, layer), layer), None
+
+    def network_build(self) -> HwConfig:
+        return REF_BUILD
+
+    def network(self, x, program, subnet=0, skip=True):
+        return program.execute(_network_input(x, program), subnet=subnet, skip=skip), None
 
     def describe(self) -> str:
         return "ref (numpy integer reference)"
@@ -70,10 +97,12 @@ class BusBackend(Backend):
         self.bus = bus
         self.owns_bus = owns_bus  # close() closes the bus too
         self.name = name
+        self.simulated = name != "pynq"
         self.timeout_s = timeout_s
         self.reuse_weights = reuse_weights
         self.hw = protocol.connect(bus)
         self.bus_seconds = 0.0            # wall time spent inside run_layer (register + DMA traffic)
+        self._loaded = None               # the Program this backend loaded last (network mode)
 
     def conv(self, x, layer, skip=True, reuse_weights=True):
         x = _int16_batch(x, layer)
@@ -93,10 +122,49 @@ class BusBackend(Backend):
                 stats.append(s)
         return np.stack(outs), stats
 
+    def network_build(self) -> HwConfig | None:
+        return self.hw if self.hw.network else None
+
+    def network(self, x, program, subnet=0, skip=True):
+        if self.network_build() is None:
+            return Backend.network(self, x, program, subnet, skip)
+        x = _network_input(x, program)
+        session = getattr(self.bus, "session", None)
+        with session() if session is not None else nullcontext():
+            t0 = time.perf_counter()
+            self._ensure_program(program)
+            y, stats = protocol.run_network(self.bus, program, x, subnet=subnet, skip=skip,
+                                            timeout_s=self.timeout_s)
+            self.bus_seconds += time.perf_counter() - t0
+        return y, stats
+
+    def _ensure_program(self, program) -> None:
+        """Load ``program`` unless the engine already holds it (PROGRAM.VALID and its checksum:
+        a layer-mode run or another driver invalidates or replaces it, and then it is reloaded)."""
+        held = protocol.loaded_program(self.bus)
+        if held.valid and held.checksum == program.checksum and held.subnets == program.num_subnets \
+                and (held.dense or not program.dense):
+            self._loaded = program
+            return
+        try:
+            protocol.load_program(self.bus, program, timeout_s=self.timeout_s)
+        except protocol.NetworkRunError as e:
+            if e.code != "BAD_PROGRAM" or not held.valid:
+                raise
+            fewer = (f"it was built for {held.subnets} sub-net(s), the artifact holds {program.num_subnets}; "
+                     if held.subnets < program.num_subnets else "")
+            raise HardwareError(
+                f"the engine refused this network program (BAD_PROGRAM) and keeps its own ({held.subnets} "
+                f"sub-net(s), checksum 0x{held.checksum:08X}): {fewer}an overlay built for one network (the HLS "
+                f"engine) runs only that network. Rebuild it for this artifact (`bitstreams/build.sh hls "
+                f"ARTIFACT`, `pesto hls ARTIFACT --network`) or run the artifact it was built for") from e
+        self._loaded = program
+
     def describe(self) -> str:
         h = self.hw
+        mode = ", network mode" if h.network else ""
         return (f"{self.name} (pesto_accel: {h.lanes} lanes, {h.num_pe} PEs, kernels up to "
-                f"{h.max_k}x{h.max_k})")
+                f"{h.max_k}x{h.max_k}{mode})")
 
     def close(self) -> None:
         close = getattr(self.bus, "close", None)
@@ -114,6 +182,15 @@ def _int16_batch(x: np.ndarray, layer: TernaryConv) -> np.ndarray:
     if x.ndim != 4 or x.shape[1] != layer.in_channels:
         raise ConfigError(f"layer {layer.name!r}: input must be (batch, {layer.in_channels}, H, W), "
                           f"got {x.shape}")
+    return x
+
+
+def _network_input(x: np.ndarray, program) -> np.ndarray:
+    x = np.asarray(x)
+    x = x[None] if x.ndim == 3 else x
+    t = program.input
+    if x.dtype != np.int16 or x.ndim != 4 or x.shape[1:] != (t.channels, t.h, t.w):
+        raise ConfigError(f"network input must be int16 (batch, {t.channels}, {t.h}, {t.w}), got {x.dtype} {x.shape}")
     return x
 
 

@@ -49,7 +49,11 @@ def check_identity(bus: Bus) -> HwConfig:
         raise HardwareError(
             f"accelerator protocol version {major}.x, this driver speaks "
             f"{REGMAP.spec['version_major']}.x: rebuild the bitstream or install the matching pesto")
-    return HwConfig.from_registers(bus.read(REGMAP.offset("HWCFG0")), bus.read(REGMAP.offset("HWCFG1")))
+    h0, h1 = bus.read(REGMAP.offset("HWCFG0")), bus.read(REGMAP.offset("HWCFG1"))
+    r0 = REGMAP["HWCFG0"]
+    if "CAPS" in r0.fields and r0.field(h0, "CAPS") & 1:   # network mode: its memories in HWCFG2/3
+        return HwConfig.from_registers(h0, h1, bus.read(REGMAP.offset("HWCFG2")), bus.read(REGMAP.offset("HWCFG3")))
+    return HwConfig.from_registers(h0, h1)
 
 
 def connect(bus: Bus, timeout_s: float = 1.0) -> HwConfig:
@@ -138,3 +142,105 @@ def run_layer(bus: Bus, layer: TernaryConv, x: np.ndarray, hw: HwConfig, skip: b
     stats = LayerStats(bus.read(REGMAP.offset("CYCLES")), bus.read(REGMAP.offset("COMPUTE_CYCLES")),
                        bus.read(REGMAP.offset("GROUPS_ISSUED")))
     return unpack_outputs(out, layer.out_channels, ho, wo), stats
+
+
+# -- network mode (accelerator v2, docs/accelerator-v2.md) --------------------------------------
+
+@dataclass
+class NetworkStats:
+    """What the engine reported for one network run (NUM_IMAGES images, one sub-net)."""
+
+    images: int
+    subnet: int
+    cycles: int            # start -> done: the input stream, every step, the output stream
+    compute_cycles: int    # last input beat -> done
+    groups_issued: int     # entries the PE array issued, over all steps and images
+
+
+@dataclass(frozen=True)
+class LoadedProgram:
+    """The PROGRAM / PROGRAM_SUM registers: what the engine holds now."""
+
+    valid: bool
+    dense: bool
+    subnets: int
+    steps: int
+    checksum: int
+
+
+def loaded_program(bus: Bus) -> LoadedProgram:
+    r = REGMAP["PROGRAM"]
+    v = bus.read(REGMAP.offset("PROGRAM"))
+    return LoadedProgram(bool(r.field(v, "VALID")), bool(r.field(v, "DENSE")), r.field(v, "SUBNETS"),
+                         r.field(v, "STEPS"), bus.read(REGMAP.offset("PROGRAM_SUM")))
+
+
+def _start(bus: Bus, mode: int) -> None:
+    bus.write(REGMAP.offset("MODE"), mode)
+    ctrl = REGMAP.offset("CTRL")
+    bus.read(ctrl)  # clear a stale AP_DONE (clear-on-read)
+    bus.write(ctrl, 1 << REGMAP["CTRL"].fields["AP_START"][0])
+
+
+def _finish(bus: Bus, what: str) -> None:
+    """Wait for AP_DONE after the streams, then turn a STATUS error into a HardwareError."""
+    ctrl, done_bit = REGMAP.offset("CTRL"), 1 << REGMAP["CTRL"].fields["AP_DONE"][0]
+    for _ in range(1000):
+        if bus.read(ctrl) & done_bit:
+            break
+    else:
+        raise HardwareError(f"{what}: AP_DONE never rose after the streams ended")
+    err = REGMAP["STATUS"].field(bus.read(REGMAP.offset("STATUS")), "ERR_CODE")
+    if err:
+        raise NetworkRunError(what, REGMAP.error_names.get(err, str(err)))
+
+
+class NetworkRunError(HardwareError):
+    """The engine ended a network-mode run with an error code (``code``: its name in regmap.json)."""
+
+    def __init__(self, what: str, code: str, detail: str = ""):
+        self.code = code
+        super().__init__(f"{what}: accelerator error {code}" + (f" ({detail})" if detail else ""))
+
+
+def _transfer(bus: Bus, words: np.ndarray, n_out: int, timeout_s: float, what: str) -> np.ndarray:
+    try:
+        return bus.transfer(words, n_out, timeout_s)
+    except HardwareError as e:
+        # a failed run ends its output with one zero word (HWCFG0.CAPS bit 1) or sends none:
+        # STATUS names the reason at once
+        err = REGMAP["STATUS"].field(bus.read(REGMAP.offset("STATUS")), "ERR_CODE")
+        if err:
+            raise NetworkRunError(what, REGMAP.error_names.get(err, str(err)), str(e)) from e
+        raise
+
+
+def load_program(bus: Bus, program, timeout_s: float = 10.0) -> LoadedProgram:
+    """Stream ``program`` (a ``pesto.hwspec.program.Program``) in with MODE.LOAD_PROGRAM, then
+    check that PROGRAM reads it back (valid, its sub-nets and steps, its checksum)."""
+    _start(bus, REGMAP["MODE"].encode(LOAD_PROGRAM=1))
+    _transfer(bus, program.words(), 0, timeout_s, "loading the network program")
+    _finish(bus, "loading the network program")
+    got = loaded_program(bus)
+    if not got.valid or got.checksum != program.checksum or got.subnets != program.num_subnets:
+        raise HardwareError(f"the engine reports program {got} after loading one with {program.num_subnets} "
+                            f"sub-nets and checksum 0x{program.checksum:08X}: the load did not take")
+    return got
+
+
+def run_network(bus: Bus, program, x: np.ndarray, subnet: int = 0, skip: bool = True,
+                timeout_s: float = 10.0) -> tuple[np.ndarray, NetworkStats]:
+    """One network-mode run of the loaded ``program`` on int16 x (B, C, H, W) (the chain's input,
+    B images in one input stream and one output stream) with sub-net ``subnet``; returns the
+    int16 chain outputs (B, N, H, W) and the counters."""
+    x = np.asarray(x)
+    images = 1 if x.ndim == 3 else len(x)
+    bus.write(REGMAP.offset("SUBNET"), int(subnet))
+    bus.write(REGMAP.offset("NUM_IMAGES"), images)
+    _start(bus, REGMAP["MODE"].encode(NETWORK=1, SKIP_EN=int(skip)))
+    what = f"network run of sub-net {subnet} on {images} image(s)"
+    out = _transfer(bus, program.input_words(x), program.output_words(images), timeout_s, what)
+    _finish(bus, what)
+    stats = NetworkStats(images, int(subnet), bus.read(REGMAP.offset("CYCLES")),
+                         bus.read(REGMAP.offset("COMPUTE_CYCLES")), bus.read(REGMAP.offset("GROUPS_ISSUED")))
+    return program.unpack_output(out, images), stats
