@@ -28,11 +28,22 @@ def accuracy_of(meta: dict) -> float | None:
 
 
 def network_cycles(program, subnet: int, skip: bool = True) -> dict:
-    """Cycles per image of sub-net ``subnet`` by the v2 cycle model: total and the PE array's
-    issue cycles (the part group skipping shortens)."""
-    rows = program.cycles(subnet, skip)
-    return {"cycles": sum(r["total"] for r in rows),
-            "issue_cycles": sum(r.get("issue", 0) for r in rows)}
+    """Cycles per image of sub-net ``subnet`` by the v2 cycle model: ``cycles`` (the whole run:
+    input stream, every step, output stream) and ``issue_cycles`` (the PE array: the part group
+    skipping shortens); and what they would be if every conv step's issue cycles were exactly
+    its dense ones times its issued fraction of groups (``ideal_cycles``, ``ideal_issue_cycles``:
+    "the latency follows G/G_k", layer by layer)."""
+    rows, dense = program.cycles(subnet, skip), program.cycles(subnet, False)
+    ideal = ideal_issue = 0.0
+    for step, r, d in zip(program.steps, rows, dense):
+        if r["op"] != "conv":
+            ideal += r["total"]
+            continue
+        fraction = float(step.issue[subnet].sum()) / step.issue[subnet].size if skip else 1.0
+        ideal_issue += d["issue"] * fraction
+        ideal += r["total"] - r["issue"] + d["issue"] * fraction
+    return {"cycles": sum(r["total"] for r in rows), "issue_cycles": sum(r.get("issue", 0) for r in rows),
+            "ideal_cycles": ideal, "ideal_issue_cycles": ideal_issue}
 
 
 def layer_mode_cycles(view, hw: HwConfig, skip: bool = True) -> dict:
@@ -56,7 +67,7 @@ def layer_mode_cycles(view, hw: HwConfig, skip: bool = True) -> dict:
         issue += compute
         total += (weight_words(layer, hw.lanes) + activation_words(layer, ih, iw, hw.lanes)
                   + max(compute, output_words(layer.out_channels, ho, wo)))
-    return {"cycles": total, "issue_cycles": issue}
+    return {"cycles": total, "issue_cycles": issue, "ideal_cycles": None, "ideal_issue_cycles": None}
 
 
 def subnet_rows(source, clock_mhz: float, program=None, hw: HwConfig | None = None,
@@ -78,7 +89,8 @@ def subnet_rows(source, clock_mhz: float, program=None, hw: HwConfig | None = No
             "group_sparsity": stats["group_sparsity"], "speedup_ideal": stats["speedup_ideal"],
             "target_group_sparsity": meta.get("target_group_sparsity"),
             "accuracy_percent": accuracy_of(meta), "accuracy": meta.get("accuracy"),
-            "cycles": cycles, "issue_cycles": model["issue_cycles"],
+            "cycles": cycles, "issue_cycles": model["issue_cycles"], "ideal_cycles": model["ideal_cycles"],
+            "ideal_issue_cycles": model["ideal_issue_cycles"],
             "us": cycles / clock_mhz, "images_per_s": clock_mhz * 1e6 / cycles if cycles else float("inf"),
             "model": "network (v2 cycle model)" if program is not None else "layer mode (v1 estimate)",
         })
