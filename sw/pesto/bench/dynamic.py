@@ -35,10 +35,11 @@ DEFAULT_OUT = Path("runs/bench")
 BATCH = 50                               # images per Accelerator.execute call on an engine
 
 
-def dynamic_artifact(calib_images: np.ndarray, checkpoint=None, progress: bool = False):
+def dynamic_artifact(calib_images: np.ndarray, checkpoint=None, progress: bool = False, base=None):
     """The embedded K-sub-net model, exported: ``checkpoint`` (default ``DYNAMIC_ASSET`` when it
     exists) must hold sub-nets (`pesto train --mode ast`); without one, ``pruned_subnets`` of the
-    embedded WPC model. The artifact's ``meta["dynamic"]`` says which. Needs torch (the exporter)."""
+    embedded WPC model (``base``: that model already exported). The artifact's ``meta["dynamic"]``
+    says which. Needs torch (the exporter)."""
     from ..export import export_model
     ckpt = Path(checkpoint) if checkpoint else (DYNAMIC_ASSET if DYNAMIC_ASSET.is_file() else None)
     n = len(calib_images)
@@ -50,8 +51,9 @@ def dynamic_artifact(calib_images: np.ndarray, checkpoint=None, progress: bool =
         art.meta["dynamic"] = {"source": str(ckpt), "masks": "trained (AST-GC)"}
         return art
     from ..train.checkpoint import default_checkpoint_path
-    base = export_model(str(default_checkpoint_path()), calib_images=calib_images, num_calibration=n,
-                        progress=progress)
+    if base is None:
+        base = export_model(str(default_checkpoint_path()), calib_images=calib_images, num_calibration=n,
+                            progress=progress)
     art = pruned_subnets(base, PLACEHOLDER_KEEP)
     art.meta["dynamic"] = {"source": str(default_checkpoint_path()),
                            "masks": f"placeholder until {DYNAMIC_ASSET.name} exists: untrained sub-nets keeping "
@@ -336,8 +338,9 @@ def plot_accuracy_latency(rows: list[dict], individual: list[dict], path: Path, 
     if individual:
         ax.plot([m["us_per_image_estimated"] for m in individual], [m["accuracy_percent"] for m in individual],
                 "s", color="tab:orange", label="individually trained (AST benchmark; latency from sparsity)")
-    dense = rows[0]["dense_cycles_per_image"] / clock_mhz
-    ax.axvline(dense, color="gray", ls="--", lw=1, label=f"dense ternary, same engine ({dense:.0f} us)")
+    if rows[0].get("dense_cycles_per_image"):
+        dense = rows[0]["dense_cycles_per_image"] / clock_mhz
+        ax.axvline(dense, color="gray", ls="--", lw=1, label=f"dense ternary, same engine ({dense:.0f} us)")
     ax.set_xlabel(f"latency per image at {clock_mhz:g} MHz (us, accelerated part, {rows[0]['cycles_from']})")
     ax.set_ylabel(f"top-1 accuracy (%), {rows[0]['images']} test images")
     ax.set_title("Dynamic inference: accuracy against latency")
