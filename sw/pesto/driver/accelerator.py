@@ -34,7 +34,7 @@ from . import subnets as subnet_info
 from .backends import Backend, BusBackend, RefBackend
 from .protocol import LayerStats
 
-BACKENDS = ("ref", "sim", "pynq")
+BACKENDS = ("ref", "sim", "hls", "pynq")
 MODES = ("auto", "network", "layer")
 DEFAULT_CLOCK_MHZ = 100.0   # the PYNQ-Z1 fabric clock of the default build
 NETWORK_RECORD = "network"  # the key of ``records`` in network mode: one entry per run
@@ -58,11 +58,13 @@ class LayerRecord:
 
 
 def open_backend(backend: str | Backend, *, sim=None, simulator: str = "verilator", overlay=None,
-                 timeout_s: float = 10.0, **sim_options) -> Backend:
+                 timeout_s: float = 10.0, artifact=None, hls_project=None, **sim_options) -> Backend:
     """A Backend by name. ``simulator``: which simulated bus backs "sim" (``pesto.sim.SIM_BUSES``:
     "verilator", the fast C++ harness, by default; "cocotb-verilator" or "icarus" through
     cocotb), with ``sim_options`` for it; ``sim``: an open simulated bus to share instead (tests
-    reuse one); ``overlay``: a pynq Overlay or the path of a .bit (with its .hwh beside it)."""
+    reuse one); ``overlay``: a pynq Overlay or the path of a .bit (with its .hwh beside it);
+    "hls": the per-model HLS engine of ``artifact`` in g++ C simulation (``pesto.hls.network``),
+    or the one rendered in ``hls_project``."""
     if isinstance(backend, Backend):
         return backend
     if backend == "ref":
@@ -73,6 +75,11 @@ def open_backend(backend: str | Backend, *, sim=None, simulator: str = "verilato
             from ..sim import open_sim  # needs Verilator (and cocotb for the cocotb buses): dev machine only
             sim = open_sim(simulator, **sim_options).open()
         return BusBackend(sim, "sim", timeout_s=max(timeout_s, 60.0), owns_bus=owns)
+    if backend == "hls":
+        if artifact is None and hls_project is None:
+            raise ConfigError("backend 'hls' renders the HLS engine of an artifact: pass artifact= (Accelerator does)")
+        from ..hls.network import open_csim   # needs g++ and hls4ml's ap_types headers: dev machine only
+        return BusBackend(open_csim(artifact, hls_project), "hls", timeout_s=max(timeout_s, 600.0))
     if backend == "pynq":
         if overlay is None:
             raise ConfigError("backend 'pynq' needs overlay=: a pynq.Overlay or the path of the pesto .bit")
@@ -105,7 +112,7 @@ class Accelerator:
             raise ConfigError(f"unknown mode {mode!r}; use one of {MODES}")
         self.source = artifact          # every sub-net
         self.select_subnet(subnet)
-        self.backend = open_backend(backend, **backend_options)
+        self.backend = open_backend(backend, artifact=artifact, **backend_options)
         self.skip = skip
         self.clock_mhz = clock_mhz
         self.records: dict[str, LayerRecord] = {}
@@ -157,15 +164,39 @@ class Accelerator:
                 f"the bitstream with room for {k} (MAX_SUBNETS), or export the artifact with at most "
                 f"{build.max_subnets} sub-nets")
         from ..hwspec.program import compile_network
+        held = self.backend.held_program()
+        # with the dense schedules when skipping is off, or when the engine holds a program with
+        # them (an HLS engine built for this network: its program is fixed, so match it)
+        dense = not self.skip or bool(held is not None and held.valid and held.dense)
         try:
-            program = compile_network(self.source, build, dense=not self.skip)
+            program = compile_network(self.source, build, dense=dense)
+        except UnsupportedLayerError as e:
+            if mode == "network":
+                raise
+            self.mode_reason = f"the network does not run in network mode: {e}"
+            return
+        try:
             program.check_fits(build)
         except UnsupportedLayerError as e:
             if mode == "network":
                 raise
+            if k > 1 and self._one_subnet_fits(build):
+                raise UnsupportedLayerError(
+                    f"the accelerator build has room for this network but not for its {k} sub-nets ({e}): rebuild "
+                    f"the bitstream for this artifact (`bitstreams/build.sh hls ARTIFACT`, or the RTL with larger "
+                    f"memories), export fewer sub-nets, or run it layer by layer (mode='layer')") from e
             self.mode_reason = f"the network does not run in network mode on this build: {e}"
             return
+        self.backend.prepare(program)   # loaded once, here: a refused program shows at once
         self.program, self.mode = program, "network"
+
+    def _one_subnet_fits(self, build: HwConfig) -> bool:
+        from ..hwspec.program import compile_network
+        try:
+            compile_network(self.source.subnet(0), build).check_fits(build)
+        except UnsupportedLayerError:
+            return False
+        return True
 
     def _network_program(self):
         """The loaded program; with skipping off, one that also holds the dense schedules."""
@@ -174,6 +205,7 @@ class Accelerator:
             build = self.backend.network_build()
             program = compile_network(self.source, build, dense=True)
             program.check_fits(build)   # UnsupportedLayerError names the memory
+            self.backend.prepare(program)
             self.program = program
         return self.program
 

@@ -12,15 +12,32 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ConfigError, HardwareError
-from ..hwspec import HwConfig
+from ..hwspec import REGMAP, HwConfig
 from ..ir import TernaryConv
 from ..reference import run_conv
 from . import protocol
 from .protocol import Bus, LayerStats, NetworkStats
+
+@dataclass(frozen=True)
+class HeldProgram:
+    """What an engine holds now (the PROGRAM and PROGRAM_SUM registers)."""
+
+    valid: bool
+    dense: bool
+    subnets: int
+    checksum: int
+
+    @classmethod
+    def read(cls, bus: Bus) -> "HeldProgram":
+        r, v = REGMAP["PROGRAM"], bus.read(REGMAP.offset("PROGRAM"))
+        return cls(bool(r.field(v, "VALID")), bool(r.field(v, "DENSE")), r.field(v, "SUBNETS"),
+                   bus.read(REGMAP.offset("PROGRAM_SUM")))
+
 
 # The build the reference backend compiles network programs for: the default v2 engine
 # (docs/accelerator-v2.md), network mode and error packets (HWCFG0.CAPS bits 0 and 1).
@@ -44,6 +61,13 @@ class Backend:
     def network_build(self) -> HwConfig | None:
         """The build a network program is compiled for, None if the engine has no network mode."""
         return None
+
+    def held_program(self) -> HeldProgram | None:
+        """What the engine holds now (PROGRAM, PROGRAM_SUM); None where nothing is held."""
+        return None
+
+    def prepare(self, program) -> None:
+        """Get ``program`` onto the engine now (network mode), so that a refusal shows at once."""
 
     def network(self, x: np.ndarray, program, subnet: int = 0, skip: bool = True
                 ) -> tuple[np.ndarray, NetworkStats | None]:
@@ -125,6 +149,9 @@ class BusBackend(Backend):
     def network_build(self) -> HwConfig | None:
         return self.hw if self.hw.network else None
 
+    def held_program(self) -> HeldProgram | None:
+        return HeldProgram.read(self.bus) if self.hw.network else None
+
     def network(self, x, program, subnet=0, skip=True):
         if self.network_build() is None:
             return Backend.network(self, x, program, subnet, skip)
@@ -133,23 +160,29 @@ class BusBackend(Backend):
         with session() if session is not None else nullcontext():
             t0 = time.perf_counter()
             self._ensure_program(program)
-            y, stats = protocol.run_network(self.bus, program, x, subnet=subnet, skip=skip,
+            y, stats = protocol.run_network(self.bus, program, x, self.hw, subnet=subnet, skip=skip,
                                             timeout_s=self.timeout_s)
             self.bus_seconds += time.perf_counter() - t0
         return y, stats
 
+    def prepare(self, program) -> None:
+        session = getattr(self.bus, "session", None)
+        with session() if session is not None else nullcontext():
+            self._ensure_program(program)
+
     def _ensure_program(self, program) -> None:
         """Load ``program`` unless the engine already holds it (PROGRAM.VALID and its checksum:
         a layer-mode run or another driver invalidates or replaces it, and then it is reloaded)."""
-        held = protocol.loaded_program(self.bus)
+        held = HeldProgram.read(self.bus)
         if held.valid and held.checksum == program.checksum and held.subnets == program.num_subnets \
                 and (held.dense or not program.dense):
             self._loaded = program
             return
         try:
-            protocol.load_program(self.bus, program, timeout_s=self.timeout_s)
-        except protocol.NetworkRunError as e:
-            if e.code != "BAD_PROGRAM" or not held.valid:
+            protocol.load_network(self.bus, program, self.hw, timeout_s=self.timeout_s)
+        except HardwareError as e:
+            err = REGMAP["STATUS"].field(self.bus.read(REGMAP.offset("STATUS")), "ERR_CODE")
+            if err != REGMAP.error_codes["BAD_PROGRAM"] or not held.valid:
                 raise
             fewer = (f"it was built for {held.subnets} sub-net(s), the artifact holds {program.num_subnets}; "
                      if held.subnets < program.num_subnets else "")

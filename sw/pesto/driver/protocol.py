@@ -1,4 +1,5 @@
-"""How one layer runs on the accelerator, written once for every transport.
+"""How the accelerator runs, written once for every transport: one layer (run_layer, v1's layer
+mode) or a loaded network program (load_network, select_subnet, run_network: accelerator v2).
 
 A ``Bus`` is the accelerator as the host sees it: AXI4-Lite registers and one DMA round trip
 (input stream out, output stream back). The PYNQ board (MMIO + AXI DMA) and the RTL
@@ -13,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import HardwareError, UnsupportedLayerError
+from ..errors import ConfigError, HardwareError, UnsupportedLayerError
 from ..hwspec import REGMAP, HwConfig, input_stream, layer_registers, output_words, unpack_outputs
 from ..hwspec.protocol import channels_per_group, words_per_group
 from ..ir import TernaryConv
@@ -147,32 +148,20 @@ def run_layer(bus: Bus, layer: TernaryConv, x: np.ndarray, hw: HwConfig, skip: b
 # -- network mode (accelerator v2, docs/accelerator-v2.md) --------------------------------------
 
 @dataclass
+class StepStats:
+    name: str
+    op: str
+    cycles: int            # start to last write, last image of the run
+    issue_cycles: int      # conv: first to last entry into the PE array
+
+
+@dataclass
 class NetworkStats:
-    """What the engine reported for one network run (NUM_IMAGES images, one sub-net)."""
-
-    images: int
-    subnet: int
-    cycles: int            # start -> done: the input stream, every step, the output stream
+    cycles: int            # start -> done, streams included
     compute_cycles: int    # last input beat -> done
-    groups_issued: int     # entries the PE array issued, over all steps and images
-
-
-@dataclass(frozen=True)
-class LoadedProgram:
-    """The PROGRAM / PROGRAM_SUM registers: what the engine holds now."""
-
-    valid: bool
-    dense: bool
-    subnets: int
-    steps: int
-    checksum: int
-
-
-def loaded_program(bus: Bus) -> LoadedProgram:
-    r = REGMAP["PROGRAM"]
-    v = bus.read(REGMAP.offset("PROGRAM"))
-    return LoadedProgram(bool(r.field(v, "VALID")), bool(r.field(v, "DENSE")), r.field(v, "SUBNETS"),
-                         r.field(v, "STEPS"), bus.read(REGMAP.offset("PROGRAM_SUM")))
+    groups_issued: int     # issue-list entries walked (the first tile of every conv step, every image)
+    images: int
+    steps: list[StepStats] | None = None
 
 
 def _start(bus: Bus, mode: int) -> None:
@@ -182,65 +171,103 @@ def _start(bus: Bus, mode: int) -> None:
     bus.write(ctrl, 1 << REGMAP["CTRL"].fields["AP_START"][0])
 
 
-def _finish(bus: Bus, what: str) -> None:
-    """Wait for AP_DONE after the streams, then turn a STATUS error into a HardwareError."""
-    ctrl, done_bit = REGMAP.offset("CTRL"), 1 << REGMAP["CTRL"].fields["AP_DONE"][0]
+def _wait_done(bus: Bus, what: str) -> int:
+    ctrl = REGMAP.offset("CTRL")
+    done_bit = 1 << REGMAP["CTRL"].fields["AP_DONE"][0]
     for _ in range(1000):
         if bus.read(ctrl) & done_bit:
-            break
-    else:
-        raise HardwareError(f"{what}: AP_DONE never rose after the streams ended")
-    err = REGMAP["STATUS"].field(bus.read(REGMAP.offset("STATUS")), "ERR_CODE")
-    if err:
-        raise NetworkRunError(what, REGMAP.error_names.get(err, str(err)))
+            return REGMAP["STATUS"].field(bus.read(REGMAP.offset("STATUS")), "ERR_CODE")
+    raise HardwareError(f"{what}: AP_DONE never rose after the streams ended")
 
 
-class NetworkRunError(HardwareError):
-    """The engine ended a network-mode run with an error code (``code``: its name in regmap.json)."""
-
-    def __init__(self, what: str, code: str, detail: str = ""):
-        self.code = code
-        super().__init__(f"{what}: accelerator error {code}" + (f" ({detail})" if detail else ""))
+def _error(err: int) -> str:
+    return REGMAP.error_names.get(err, str(err))
 
 
-def _transfer(bus: Bus, words: np.ndarray, n_out: int, timeout_s: float, what: str) -> np.ndarray:
+def _require_network(hw: HwConfig) -> None:
+    if not hw.network:
+        raise UnsupportedLayerError("this accelerator has no network mode (HWCFG0.CAPS bit 0 is clear): run the "
+                                    "network layer by layer with run_layer, or load a v2 bitstream")
+
+
+def load_network(bus: Bus, program, hw: HwConfig, timeout_s: float = 10.0) -> None:
+    """Load a network program (``pesto.hwspec.program.compile_network``) onto the engine, once:
+    codes, schedules and output stages of every sub-net stay there until another load or a
+    layer-mode run that loads weights. Refuses a program the build cannot hold before sending it."""
+    _require_network(hw)
+    program.check_fits(hw)
+    _start(bus, REGMAP["MODE"].encode(LOAD_PROGRAM=1))
     try:
-        return bus.transfer(words, n_out, timeout_s)
+        bus.transfer(program.words(), 0, timeout_s)
     except HardwareError as e:
-        # a failed run ends its output with one zero word (HWCFG0.CAPS bit 1) or sends none:
-        # STATUS names the reason at once
+        err = REGMAP["STATUS"].field(bus.read(REGMAP.offset("STATUS")), "ERR_CODE")
+        raise HardwareError(f"network program load failed: {_error(err) if err else ''} ({e})") from e
+    err = _wait_done(bus, "network program load")
+    if err:
+        raise HardwareError(f"the accelerator refused the network program: {_error(err)}")
+    info = bus.read(REGMAP.offset("PROGRAM"))
+    if not REGMAP["PROGRAM"].field(info, "VALID") or bus.read(REGMAP.offset("PROGRAM_SUM")) != program.checksum:
+        raise HardwareError("the network program did not load (PROGRAM.VALID or PROGRAM_SUM disagree)")
+
+
+def select_subnet(bus: Bus, program, subnet) -> int:
+    """Choose the sub-net (index or name) the next network runs compute; moves no weights.
+    Returns its index."""
+    names = program.names
+    if isinstance(subnet, str):
+        if subnet not in names:
+            raise ConfigError(f"no sub-net {subnet!r}; the program holds: {', '.join(names)}")
+        subnet = names.index(subnet)
+    if not 0 <= int(subnet) < program.num_subnets:
+        raise ConfigError(f"sub-net index {subnet} out of range: the program holds {program.num_subnets} "
+                          f"({', '.join(names)})")
+    bus.write(REGMAP.offset("SUBNET"), int(subnet))
+    return int(subnet)
+
+
+def read_steps(bus: Bus, program) -> list[StepStats]:
+    """The per-step counters of the last network run (its last image)."""
+    rows = []
+    for i, s in enumerate(program.steps):
+        bus.write(REGMAP.offset("STEP_SEL"), i)
+        rows.append(StepStats(s.name, s.op, bus.read(REGMAP.offset("STEP_CYCLES")),
+                              bus.read(REGMAP.offset("STEP_ISSUE"))))
+    return rows
+
+
+def run_network(bus: Bus, program, x: np.ndarray, hw: HwConfig, subnet=None, skip: bool = True,
+                timeout_s: float = 60.0, steps: bool = False) -> tuple[np.ndarray, NetworkStats]:
+    """Run the loaded program on int16 x (C, H, W) or a batch (B, C, H, W) in one DMA round trip:
+    returns the int16 output of the accelerated chain, (B, N, Ho, Wo), and the counters.
+
+    subnet: select this sub-net first (else the one selected last); skip=False runs the dense
+    baseline (the program must have been compiled with dense=True); steps=True also reads the
+    per-step counters. Any refusal (no or another program loaded, sub-net out of range, a stream
+    of the wrong length) is a HardwareError naming the engine's reason, at once."""
+    _require_network(hw)
+    x = np.asarray(x)
+    batch = 1 if x.ndim == 3 else x.shape[0]
+    words = program.input_words(x)
+    if REGMAP["PROGRAM"].field(bus.read(REGMAP.offset("PROGRAM")), "VALID") and \
+            bus.read(REGMAP.offset("PROGRAM_SUM")) != program.checksum:
+        raise HardwareError("the accelerator holds another network program: load_network(bus, program, hw) first")
+    if subnet is not None:
+        select_subnet(bus, program, subnet)
+    bus.write(REGMAP.offset("NUM_IMAGES"), batch)
+    _start(bus, REGMAP["MODE"].encode(NETWORK=1, SKIP_EN=int(skip)))
+    n_out = program.output_words(batch)
+    try:
+        out = bus.transfer(words, n_out, timeout_s)
+    except HardwareError as e:
         err = REGMAP["STATUS"].field(bus.read(REGMAP.offset("STATUS")), "ERR_CODE")
         if err:
-            raise NetworkRunError(what, REGMAP.error_names.get(err, str(err)), str(e)) from e
+            raise HardwareError(f"network run: accelerator error {_error(err)} ({e})") from e
         raise
-
-
-def load_program(bus: Bus, program, timeout_s: float = 10.0) -> LoadedProgram:
-    """Stream ``program`` (a ``pesto.hwspec.program.Program``) in with MODE.LOAD_PROGRAM, then
-    check that PROGRAM reads it back (valid, its sub-nets and steps, its checksum)."""
-    _start(bus, REGMAP["MODE"].encode(LOAD_PROGRAM=1))
-    _transfer(bus, program.words(), 0, timeout_s, "loading the network program")
-    _finish(bus, "loading the network program")
-    got = loaded_program(bus)
-    if not got.valid or got.checksum != program.checksum or got.subnets != program.num_subnets:
-        raise HardwareError(f"the engine reports program {got} after loading one with {program.num_subnets} "
-                            f"sub-nets and checksum 0x{program.checksum:08X}: the load did not take")
-    return got
-
-
-def run_network(bus: Bus, program, x: np.ndarray, subnet: int = 0, skip: bool = True,
-                timeout_s: float = 10.0) -> tuple[np.ndarray, NetworkStats]:
-    """One network-mode run of the loaded ``program`` on int16 x (B, C, H, W) (the chain's input,
-    B images in one input stream and one output stream) with sub-net ``subnet``; returns the
-    int16 chain outputs (B, N, H, W) and the counters."""
-    x = np.asarray(x)
-    images = 1 if x.ndim == 3 else len(x)
-    bus.write(REGMAP.offset("SUBNET"), int(subnet))
-    bus.write(REGMAP.offset("NUM_IMAGES"), images)
-    _start(bus, REGMAP["MODE"].encode(NETWORK=1, SKIP_EN=int(skip)))
-    what = f"network run of sub-net {subnet} on {images} image(s)"
-    out = _transfer(bus, program.input_words(x), program.output_words(images), timeout_s, what)
-    _finish(bus, what)
-    stats = NetworkStats(images, int(subnet), bus.read(REGMAP.offset("CYCLES")),
-                         bus.read(REGMAP.offset("COMPUTE_CYCLES")), bus.read(REGMAP.offset("GROUPS_ISSUED")))
-    return program.unpack_output(out, images), stats
+    err = _wait_done(bus, "network run")
+    if err:
+        raise HardwareError(f"network run: accelerator error {_error(err)}")
+    stats = NetworkStats(bus.read(REGMAP.offset("CYCLES")), bus.read(REGMAP.offset("COMPUTE_CYCLES")),
+                         bus.read(REGMAP.offset("GROUPS_ISSUED")), batch,
+                         read_steps(bus, program) if steps else None)
+    y = program.unpack_output(out, batch)
+    return (y if x.ndim == 4 else y[0]), stats
