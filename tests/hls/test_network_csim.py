@@ -138,3 +138,27 @@ def test_a_build_for_fewer_subnets_than_the_artifact(chain2, tmp_path):
     with Accelerator(chain2, backend="hls", hls_project=project) as acc:   # the network it was built for
         images = random_images(chain2, 1, 3)
         assert np.array_equal(acc.execute(images, subnet=1), network.run(chain2, images, subnet=1))
+
+
+def test_bitstream_build_renders_the_network_engine(chain2, tmp_path):
+    """bitstreams/build.sh hls ARTIFACT (stub Xilinx tools): the project Vitis HLS gets is the
+    artifact's network engine, its top keeps the interface the block design wires (PORTS) and
+    every register of regmap.json at its offset, and Vivado gets the config."""
+    import re
+    from test_bitstreams import _build, _no_xilinx_path, _stub_tools
+    from pesto.hls.bitstream import PORTS
+    path = A.save(chain2, tmp_path / "chain.pesto")
+    stubs = _stub_tools(tmp_path / "stubs")
+    r = _build(["hls", str(path)], {"PESTO_BUILD": str(tmp_path / "b"), "PATH": f"{stubs}:{_no_xilinx_path()}"})
+    assert r.returncode == 4 and "Vivado finished without" in r.stderr, r.stdout + r.stderr
+    project = tmp_path / "b" / "hls" / "hls"
+    cpp = (project / "pesto_accel.cpp").read_text()
+    assert "the pesto v2 network engine for one model" in cpp and "static void pesto_layer(" in cpp
+    record = __import__("json").loads((project / "pesto_hls.json").read_text())
+    assert record["network"]["subnets"] == 2 and record["network"]["names"] == ["keep100", "keep50"]
+    offsets = dict(re.findall(r"s_axilite port=(\w+) offset=0x([0-9A-F]+) bundle=control", cpp))
+    assert {p: int(o, 16) for p, o in offsets.items()} == {r.name.lower(): r.offset for r in REGMAP.registers.values()
+                                                          if r.offset >= 0x10}
+    assert set(re.findall(r"#pragma HLS INTERFACE axis port=(\w+)", cpp)) >= {PORTS["hls"]["in"], PORTS["hls"]["out"]}
+    calls = (stubs / "calls.log").read_text().splitlines()
+    assert calls[0] == f"vitis_hls {project} -f run_hls.tcl" and calls[-1].startswith("vivado ")

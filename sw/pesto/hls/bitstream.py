@@ -1,7 +1,10 @@
 """The configuration bitstreams/build.sh hands to Vivado, from the same sources as the rest:
 VLNV and part from regmap.json / pesto.hls.render, build parameters from HLS_DEFAULT (= the RTL's
 defaults) or sized for an artifact, interface names of the RTL ports or of what Vitis HLS
-generates from the rendered pragmas. For `hls` it also renders the Vitis HLS project.
+generates from the rendered pragmas. For `hls` it also renders the Vitis HLS project: with an
+artifact, that model's network engine (pesto.hls.network: every sub-net on chip, switched by the
+SUBNET register), or the layer-mode engine sized for it when network mode cannot run it; without
+one, the layer-mode engine sized for the table 7 layers.
 
     python -m pesto.hls.bitstream rtl|hls --build DIR [--artifact A]   -> DIR/config.tcl
 """
@@ -68,11 +71,33 @@ def render_config(variant: str, build: Path, hw=HLS_DEFAULT, jobs: int = 4, out:
     return "\n".join(lines) + "\n"
 
 
+def render_hls(out: Path, artifact: Path | None, hw=HLS_DEFAULT):
+    """The Vitis HLS project build.sh synthesises; returns its layer-mode build parameters."""
+    from ..errors import UnsupportedLayerError
+    from . import sources
+    from .render import fit_hw, render_project
+    if artifact is not None:
+        from .. import artifact as artifact_mod
+        from .network import render_model
+        art = artifact_mod.load(artifact)
+        try:
+            images, _ = sources.sample_images(art, 1, 0)
+            return render_model(art, out, images, base=hw)[2]
+        except UnsupportedLayerError as e:
+            print(f"note: {artifact} does not run in network mode ({e}); building the layer-mode engine for its "
+                  f"layers", file=sys.stderr)
+    work = sources.from_artifact(artifact, hw.lanes) if artifact else sources.from_specs(["table7"], hw.lanes)
+    hw = fit_hw(work.shapes, hw)
+    render_project(out, work.cases, hw, source=work.source, layers=work.layers)
+    return hw
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pesto.hls.bitstream", description=__doc__.splitlines()[0])
     p.add_argument("variant", choices=sorted(PORTS))
     p.add_argument("--build", type=Path, required=True, help="work folder (config.tcl, hls/, vivado/)")
-    p.add_argument("--artifact", type=Path, help="size the HLS build for this artifact's layers")
+    p.add_argument("--artifact", type=Path,
+                   help="the HLS build of this artifact: its network engine (every sub-net), else its layers")
     p.add_argument("--jobs", type=int, default=None, help="Vivado jobs (default: $PESTO_JOBS or 4)")
     args = p.parse_args(argv)
     import os
@@ -80,12 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         hw = HLS_DEFAULT
         if args.variant == "hls":
-            from . import sources
-            from .render import fit_hw, render_project
-            work = (sources.from_artifact(args.artifact, hw.lanes) if args.artifact
-                    else sources.from_specs(["table7"], hw.lanes))
-            hw = fit_hw(work.shapes, hw)
-            render_project(args.build / "hls", work.cases, hw, source=work.source, layers=work.layers)
+            hw = render_hls(args.build / "hls", args.artifact, hw)
         elif args.artifact:
             print("note: the rtl variant uses the RTL's default build; the artifact is not needed", file=sys.stderr)
         atomic_write_text(args.build / "config.tcl", render_config(args.variant, args.build, hw, jobs))

@@ -91,11 +91,11 @@ def run_network(args, base) -> int:
     skipping on and off, on --images images; the error cases)."""
     from .. import artifact as artifact_mod
     from .network import render_model
-    from .sources import _images
+    from .sources import sample_images
     if args.artifact is None or args.layer:
         raise ConfigError("--network renders one artifact's network engine: give the artifact and no --layer")
     art = artifact_mod.load(args.artifact)
-    images, what = _images(art, args.images, args.seed)
+    images, what = sample_images(art, args.images, args.seed)
     out, program, hw = render_model(art, args.output, images, dense=not args.no_dense, base=base)
     print(f"wrote {out}: network engine of {args.artifact.name} ({len(program.steps)} steps, {program.num_subnets} "
           f"sub-net(s), {len(program.codes)} code groups stored once, checksum 0x{program.checksum:08X}); test "
