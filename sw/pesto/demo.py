@@ -308,6 +308,7 @@ def rtl_network(art, images: np.ndarray, labels: np.ndarray, want: np.ndarray, a
     mismatched = 0
     with Accelerator(art, backend="sim", simulator=args.simulator, clock_mhz=args.clock_mhz) as acc:
         print(acc, flush=True)
+        mode = acc.mode
         bus = acc.backend.bus
         t0, cpu0, c0 = time.perf_counter(), time.process_time(), bus.cycles
         with tqdm(total=len(images), desc=f"RTL network ({args.simulator})", unit="image", file=sys.stderr) as bar:
@@ -331,8 +332,10 @@ def rtl_network(art, images: np.ndarray, labels: np.ndarray, want: np.ndarray, a
             "clock_mhz": args.clock_mhz, "wall_s": wall, "images_per_s_wall": k / wall,
             "sim_cycles": sim_cycles, "sim_cycles_per_s": sim_cycles / wall, "cpu_s": cpu,
             "sim_cycles_per_cpu_s": sim_cycles / cpu if cpu > 0 else float("nan"), "batch": RTL_BATCH,
-            "note": "layer by layer (one DMA round trip per accelerated layer), skip on; hw cycles include the "
-                    "streams, not the host float layers"}
+            "mode": mode,
+            "note": ("network mode (one input and one output stream per batch, the glue on the engine)" if mode ==
+                     "network" else "layer by layer (one DMA round trip per accelerated layer)")
+                    + ", skip on; hw cycles include the streams, not the host float layers"}
 
 
 def _write(out: Path, result: dict) -> None:
