@@ -6,7 +6,9 @@ request is served by driving the DUT's real AXI ports with cocotbext-axi:
 
   read/write  one AXI4-Lite access (a cycle limit turns a hung slave into an error)
   transfer    the input stream on s_axis (TLAST on the last beat) while m_axis is collected
-              up to TLAST; limited in simulated cycles and wall seconds
+              up to TLAST; limited in simulated cycles and wall seconds; with "watch" (the
+              pesto engine's STATUS.ERR_CODE) a run the engine ends with an error, which sends
+              no output, is reported as soon as the register shows it
   noise       random idle cycles on s_axis and backpressure on m_axis
   reset       aresetn low for a few cycles, stream queues cleared
   cycles      the clock cycles simulated so far
@@ -40,6 +42,7 @@ PERIOD_NS = 10            # 100 MHz, the PYNQ-Z1 fabric clock the benchmarks ass
 RESET_CYCLES = 8
 REG_TIMEOUT_CYCLES = 10_000
 POLL_CYCLES = 256         # how often a transfer checks its cycle and wall-clock limits
+WATCH_CYCLES = 4096       # how often it reads the watched status register (an AXI4-Lite read)
 
 
 def _noise(probability: float, rng: random.Random):
@@ -137,11 +140,28 @@ class Server:
                 await ClockCycles(self.clk, POLL_CYCLES)
             return {"transfer_cycles": self.cycles() - start}, b""
         rx = cocotb.start_soon(self.sink.recv())
+        watch, next_watch = h.get("watch"), start + WATCH_CYCLES
         while not rx.done():
             await First(rx.complete, ClockCycles(self.clk, POLL_CYCLES))
             if rx.done():
                 break
             spent = self.cycles() - start
+            if watch and self.cycles() >= next_watch:
+                next_watch = self.cycles() + WATCH_CYCLES
+                status = await with_timeout(self.axil.read_dword(int(watch["offset"])), REG_TIMEOUT_CYCLES * PERIOD_NS,
+                                            "ns")
+                code = int(status) & int(watch["mask"])
+                if code and not rx.done():
+                    rx.cancel()
+                    consumed = self.source.idle()
+                    self.source.clear()
+                    self.sink.clear()
+                    name = watch.get("codes", {}).get(str(code), code)
+                    return {"ok": False, "error": "engine", "status": int(status),
+                            "message": f"no complete output stream (TLAST): the engine reports "
+                                       f"{watch.get('name', 'status')} {name} after {spent} cycles and sends no "
+                                       f"output; the input stream was {'fully' if consumed else 'not fully'} "
+                                       f"accepted"}, b""
             over = (f"{spent} cycles (limit {max_cycles})" if spent > max_cycles else
                     f"{h['timeout_s']} s of wall time ({spent} cycles)" if time.monotonic() > deadline else None)
             if over:

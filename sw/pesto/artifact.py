@@ -30,17 +30,21 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import re
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import geometry
+from . import artifact_rules as rules
+from . import geometry, numerics
 from .errors import ArtifactError, ConfigError
 from .hwspec.protocol import encode_codes
 from .ir import SharedTernaryConv, SubnetStage, TernaryConv
+from .artifact_rules import Finding, lint  # noqa: F401  (part of this module's API)
 from .util import atomic_write_bytes, sha256
 
 MAGIC = b"PESTOART"
@@ -65,8 +69,8 @@ OPS = {
     "relu": "same",
     "flatten": "float",
 }
-_BLOB_DTYPES = {"<f4", "<i2", "|u1", "<i8", "|i1"}
-MAX_SUBNETS = 16
+_BLOB_DTYPES = set(rules.DTYPES)
+MAX_SUBNETS = rules.MAX_SUBNETS
 SUBNET_NAME = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 _STAGE_KEYS = ("issue", "mult", "shift", "bias")   # what a tconv stores per sub-net
 
@@ -501,40 +505,99 @@ def to_bytes(artifact: Artifact) -> bytes:
 
 
 def save(artifact: Artifact, path) -> Path:
-    """Write ``artifact`` to ``path`` atomically (an interrupted save leaves no half file)."""
+    """Write ``artifact`` to ``path`` atomically (an interrupted save leaves no half file).
+    The bytes are read back first: a file this pesto would refuse is never written."""
     path = Path(path)
-    atomic_write_bytes(path, to_bytes(artifact))
+    data = to_bytes(artifact)
+    try:
+        from_bytes(data, "the artifact to save")
+    except ArtifactError as e:
+        raise ArtifactError(f"refusing to write {path}, it breaks the format's rules: {e}") from None
+    atomic_write_bytes(path, data)
     return path
 
 
-def load(path) -> Artifact:
-    """Read and verify an artifact. Any damage raises ArtifactError naming what is wrong."""
+def load(path, max_bytes: int = rules.MAX_FILE_BYTES) -> Artifact:
+    """Read and verify an artifact. Any damage raises ArtifactError naming what is wrong.
+
+    Only a regular file is read (a FIFO, a device such as /dev/zero or a folder is refused
+    without reading it), and only after its header holds the magic and section lengths that
+    add up to its size, so a foreign or huge file is never read in full.
+    """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
         raise ArtifactError(f"cannot read artifact {path}: {e.strerror or e}") from e
-    return from_bytes(data, str(path))
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode) else
+                "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+        raise ArtifactError(f"{path} is {kind}, not an artifact file; give the path of a .pesto file")
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        try:
+            head = f.read(HEADER.size)
+            _check_header(head, st.st_size, str(path), max_bytes)
+            data = head + _read_exactly(f, st.st_size - len(head))
+        except OSError as e:
+            raise ArtifactError(f"cannot read artifact {path}: {e.strerror or e}") from e
+    if len(data) != st.st_size:
+        raise ArtifactError(f"{path}: the file changed size while it was read ({st.st_size} -> {len(data)} "
+                            f"bytes); read it again once it is written")
+    return from_bytes(data, str(path), max_bytes)
 
 
-def from_bytes(data: bytes, where: str = "artifact") -> Artifact:
+def _read_exactly(f, n: int) -> bytes:
+    chunks, left = [], n
+    while left > 0:
+        chunk = f.read(min(left, 1 << 24))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _check_header(head: bytes, size: int, where: str, max_bytes: int) -> None:
+    """Magic first, then sizes: what can be told from the first 32 bytes and the file size."""
+    if head[:8] != MAGIC:
+        if head and MAGIC.startswith(head[:8]) and size < HEADER.size + DIGEST_BYTES:
+            raise ArtifactError(f"{where}: truncated ({size} bytes); export it again")
+        raise ArtifactError(f"{where}: not a pesto artifact (no {MAGIC!r} magic); "
+                            f"create one with `pesto export-to-fpga`")
+    if size < HEADER.size + DIGEST_BYTES:
+        raise ArtifactError(f"{where}: truncated ({size} bytes); export it again")
+    if size > max_bytes:
+        raise ArtifactError(f"{where}: {size:,} bytes is more than an artifact may hold ({max_bytes:,}); "
+                            f"not reading it")
+    _, _, _, _, mlen, blen = HEADER.unpack_from(head)
+    if HEADER.size + mlen + blen + DIGEST_BYTES != size:
+        raise ArtifactError(f"{where}: its header's section lengths (manifest {mlen}, blobs {blen}) do not add "
+                            f"up to the file size {size}: the file is truncated or corrupt; copy or export it again")
+
+
+def from_bytes(data: bytes, where: str = "artifact", max_bytes: int = rules.MAX_FILE_BYTES) -> Artifact:
+    """Verify and parse the complete contents of an artifact file (see ``load``)."""
     if len(data) < HEADER.size + DIGEST_BYTES or data[:8] != MAGIC:
         if data[:8] == MAGIC[:len(data[:8])] and len(data) < HEADER.size + DIGEST_BYTES:
             raise ArtifactError(f"{where}: truncated ({len(data)} bytes); export it again")
         raise ArtifactError(f"{where}: not a pesto artifact (no {MAGIC!r} magic); "
                             f"create one with `pesto export-to-fpga`")
+    if len(data) > max_bytes:
+        raise ArtifactError(f"{where}: {len(data):,} bytes is more than an artifact may hold ({max_bytes:,})")
     body, digest = data[:-DIGEST_BYTES], data[-DIGEST_BYTES:]
     if bytes.fromhex(sha256(body)) != digest:
         raise ArtifactError(f"{where}: checksum mismatch: the file is truncated or corrupt; "
                             f"copy or export it again")
-    _, major, minor, _flags, mlen, blen = HEADER.unpack_from(data)
+    _, major, minor, flags, mlen, blen = HEADER.unpack_from(data)
     if major > FORMAT_VERSION[0]:
         raise ArtifactError(f"{where}: format version {major}.{minor} is newer than this pesto reads "
                             f"({FORMAT_VERSION[0]}.x); upgrade pesto")
     if major < 1:
         raise ArtifactError(f"{where}: unknown format version {major}.{minor}")
     try:
-        return _parse(data, mlen, blen)
+        return _parse(data, (major, minor), flags, mlen, blen)
     except ArtifactError as e:
         raise ArtifactError(f"{where}: {e}") from None
     except (ConfigError, ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError,
@@ -542,45 +605,43 @@ def from_bytes(data: bytes, where: str = "artifact") -> Artifact:
         raise ArtifactError(f"{where}: malformed artifact ({type(e).__name__}: {e}); export it again") from None
 
 
-def _parse(data: bytes, mlen: int, blen: int) -> Artifact:
+def _parse(data: bytes, version: tuple[int, int], flags: int, mlen: int, blen: int) -> Artifact:
     start = HEADER.size
     if start + mlen + blen + DIGEST_BYTES != len(data):
         raise ArtifactError(f"section lengths (manifest {mlen}, blobs {blen}) do not add up to the file size")
-    manifest = json.loads(data[start:start + mlen].decode("utf-8"))
-    if manifest.get("format") != "pesto-artifact":
-        raise ArtifactError("manifest is not a pesto-artifact manifest")
+    if flags != 0 and version[1] <= FORMAT_VERSION[1]:
+        raise ArtifactError(f"header flags 0x{flags:08X}: format {version[0]}.{version[1]} defines none")
+    if mlen % ALIGN or mlen > rules.MAX_MANIFEST_BYTES:
+        raise ArtifactError(f"manifest length {mlen} must be a multiple of {ALIGN} and at most "
+                            f"{rules.MAX_MANIFEST_BYTES:,} bytes")
+    manifest = rules.parse_json(data[start:start + mlen])
+    plan = rules.check_manifest(manifest, version, FORMAT_VERSION[1], blen, len(data))
     blob_base = start + mlen
-    table = manifest["blobs"]
 
     def blob(name: str) -> np.ndarray:
-        spec = table[name]
-        dtype = spec["dtype"]
-        if dtype not in _BLOB_DTYPES:
-            raise ArtifactError(f"blob {name!r}: unsupported dtype {dtype!r}")
-        off, nbytes = int(spec["offset"]), int(spec["nbytes"])
-        shape = tuple(int(s) for s in spec["shape"])
-        if off < 0 or nbytes < 0 or off + nbytes > blen:
-            raise ArtifactError(f"blob {name!r} lies outside the blob section")
-        dt = np.dtype(dtype)
-        if nbytes != math.prod(shape) * dt.itemsize:
-            raise ArtifactError(f"blob {name!r}: {nbytes} bytes do not hold shape {shape} of {dtype}")
-        return np.frombuffer(data, dtype=dt, count=math.prod(shape), offset=blob_base + off).reshape(shape).copy()
+        s = plan.blobs[name]
+        at = blob_base + s.offset
+        if data[at + s.nbytes:at + s.nbytes + (-s.nbytes) % ALIGN].strip(b"\0"):
+            raise ArtifactError(f"blob {name!r}: the padding after it is not zero")
+        arr = np.frombuffer(data, dtype=np.dtype(s.dtype), count=math.prod(s.shape), offset=at)
+        arr = arr.reshape(s.shape).astype(np.dtype(s.dtype).newbyteorder("="))
+        what = f"blob {name!r} ({s.role} of node {s.node!r})"
+        if s.dtype == "<f4" and not np.isfinite(arr).all():
+            raise ArtifactError(f"{what} holds NaN or inf")
+        if s.role == "shift" and arr.max(initial=0) > numerics.SHIFT_MAX:
+            raise ArtifactError(f"{what}: shift {int(arr.max())} exceeds {numerics.SHIFT_MAX}")
+        if s.role == "bias" and s.dtype == "<i8" and (arr.min(initial=0) < numerics.BIAS_MIN
+                                                      or arr.max(initial=0) > numerics.BIAS_MAX):
+            raise ArtifactError(f"{what}: a bias does not fit in {numerics.BIAS_BITS} bits")
+        return arr
 
     subnets = [Subnet(s["name"], s["meta"]) for s in manifest.get("subnets", [])]
-    if len(subnets) == 1 or len(subnets) > MAX_SUBNETS:
-        raise ArtifactError(f"{len(subnets)} sub-nets listed; an artifact lists none or 2..{MAX_SUBNETS}")
     nodes = []
     for entry in manifest["nodes"]:
         attrs = dict(entry["attrs"])
         blobs = {k: blob(v) for k, v in entry["blobs"].items()}
-        per_subnet = entry.get("subnet_blobs")
-        if per_subnet is not None and (not subnets or len(per_subnet) != len(subnets)):
-            raise ArtifactError(f"node {entry['name']!r}: {len(per_subnet)} per-sub-net blob sets for "
-                                f"{len(subnets)} sub-nets")
-        per_subnet = [{k: blob(v) for k, v in sb.items()} for sb in per_subnet or []]
-        frac = entry["frac"]
-        node = Node(str(entry["name"]), str(entry["op"]), [str(i) for i in entry["inputs"]], attrs,
-                    frac=None if frac is None else int(frac))
+        per_subnet = [{k: blob(v) for k, v in sb.items()} for sb in entry.get("subnet_blobs") or []]
+        node = Node(entry["name"], entry["op"], list(entry["inputs"]), attrs, frac=entry["frac"])
         if node.op == "tconv" and not subnets:
             node.layer = _layer_from(node.name, attrs, blobs)
         elif node.op == "tconv":
@@ -589,7 +650,9 @@ def _parse(data: bytes, mlen: int, blen: int) -> Artifact:
             node.arrays = blobs
             node.subnet_arrays = per_subnet or None
         nodes.append(node)
-    return Artifact(nodes, str(manifest["output"]), manifest["meta"], subnets)
+    art = Artifact(nodes, manifest["output"], manifest["meta"], subnets)
+    rules.check_float_range(art)
+    return art
 
 
 def _layer_attrs(layer: TernaryConv | SharedTernaryConv) -> dict:
@@ -606,24 +669,20 @@ def _stage_blobs(add_blob, prefix: str, stage) -> dict:
 
 def _stored_codes(name: str, attrs: dict, blobs: dict) -> tuple[np.ndarray, int, list[int]]:
     shape = [int(v) for v in attrs["shape"]]
-    if len(shape) != 4 or min(shape) < 1:
-        raise ArtifactError(f"layer {name!r}: bad weight shape {shape}")
     cg = geometry.check_cg(int(attrs["cg"]), None, f"layer {name!r}")
-    if math.prod(shape[:1] + [geometry.padded_channels(shape[1], cg)] + shape[2:]) > 1 << 31:
-        raise ArtifactError(f"layer {name!r}: shape {shape} with Cg={cg} is implausibly large")
-    codes = unpack_codes(blobs["indexer"], blobs["codes"], shape, cg)
-    nnz = int(geometry.group_indexer(codes, cg).sum())
+    n, c = shape[:2]
+    nnz = int(unpack_mask(blobs["indexer"], n, geometry.num_groups(c, cg), "indexer").sum())
     if nnz != int(attrs["nnz_groups"]):
         raise ArtifactError(f"layer {name!r}: manifest says {attrs['nnz_groups']} non-zero groups, "
                             f"the indexer holds {nnz}")
-    return codes, cg, shape
+    return unpack_codes(blobs["indexer"], blobs["codes"], shape, cg), cg, shape
 
 
 def _layer_from(name: str, attrs: dict, blobs: dict) -> TernaryConv:
     codes, cg, _ = _stored_codes(name, attrs, blobs)
     return TernaryConv(name=name, codes=codes, mult=blobs["mult"], shift=blobs["shift"],
                        bias=blobs["bias"], stride=int(attrs["stride"]), padding=int(attrs["padding"]),
-                       cg=cg, relu=bool(attrs["relu"]), f_in=int(attrs["f_in"]), f_out=int(attrs["f_out"]))
+                       cg=cg, relu=bool(attrs.get("relu", False)), f_in=int(attrs["f_in"]), f_out=int(attrs["f_out"]))
 
 
 def _shared_from(name: str, attrs: dict, blobs: dict, per_subnet: list[dict]) -> SharedTernaryConv:
@@ -638,7 +697,7 @@ def _shared_from(name: str, attrs: dict, blobs: dict, per_subnet: list[dict]) ->
         issue = unpack_mask(sb["issue"], shape[0], geometry.num_groups(shape[1], cg))
         stages.append(SubnetStage(issue, sb["mult"], sb["shift"], sb["bias"]))
     return SharedTernaryConv(name, codes, stages, stride=int(attrs["stride"]), padding=int(attrs["padding"]),
-                             cg=cg, relu=bool(attrs["relu"]), f_in=int(attrs["f_in"]), f_out=int(attrs["f_out"]))
+                             cg=cg, relu=bool(attrs.get("relu", False)), f_in=int(attrs["f_in"]), f_out=int(attrs["f_out"]))
 
 
 def pack_mask(mask: np.ndarray) -> np.ndarray:
@@ -726,11 +785,15 @@ def _merge_layer(layers: list[TernaryConv], names: list[str]) -> SharedTernaryCo
 
 
 def main(argv=None) -> int:
-    """`python -m pesto.artifact FILE...`: verify artifacts and print their layer tables (no torch)."""
+    """`python -m pesto.artifact FILE...`: verify artifacts, print their layer tables and flag
+    values that are legal but certainly wrong (no torch needed). Exit status: 0 all good,
+    1 a file refused or flagged with an error, 2 usage."""
     import sys
     paths = sys.argv[1:] if argv is None else argv
-    if not paths:
-        print("usage: python -m pesto.artifact FILE.pesto [...]", file=sys.stderr)
+    if not paths or any(p.startswith("-") for p in paths):
+        print("usage: python -m pesto.artifact FILE.pesto [...]\n"
+              "verifies each artifact (every rule of docs/format.md), prints its layer table and flags "
+              "values that are legal but certainly wrong; exit 1 if any file is refused or flagged", file=sys.stderr)
         return 2
     status = 0
     for p in paths:
@@ -741,6 +804,13 @@ def main(argv=None) -> int:
             status = 1
             continue
         print(f"{p}: {art!r}\n{art.describe()}\n")
+        findings = lint(art)
+        for f in findings:
+            print(f"{p}: {f}", file=sys.stderr)
+        if any(f.level == "error" for f in findings):
+            print(f"{p}: refused: {sum(f.level == 'error' for f in findings)} value(s) that are certainly wrong",
+                  file=sys.stderr)
+            status = 1
     return status
 
 

@@ -1,8 +1,17 @@
 """`pesto` command line: one subcommand per stage of the flow.
 
 Each stage owns its options: the module named in COMMANDS provides
-``configure(parser)`` and ``run(args) -> int``. Modules are imported only when their
-subcommand runs, so `pesto --help` stays fast and board-side commands never import torch.
+``configure(parser)``, optionally ``validate(args)`` (checks of the command line alone, before
+any work) and ``run(args) -> int``. Modules are imported only when their subcommand runs, so
+`pesto --help` stays fast and board-side commands never import torch.
+
+Exit status (docs/robustness.md):
+  0  success
+  1  a runtime error: a PestoError during the run (a bad file, a hardware error, an export that
+     fails its own check, a write that cannot happen)
+  2  a usage error: argparse's (unknown option, wrong type), a value out of range (the argument
+     types of pesto.validate), a PestoError raised by ``validate(args)``, or a UsageError
+  130 interrupted
 """
 
 from __future__ import annotations
@@ -11,7 +20,9 @@ import argparse
 import importlib
 import sys
 
-from .errors import PestoError
+from .errors import PestoError, UsageError
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # subcommand -> (module, one-line help)
 COMMANDS = {
@@ -39,16 +50,31 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     sys_argv, sys.argv = sys.argv, [sys.argv[0]] + argv
     try:
-        args = build_parser().parse_args(argv)
-        return int(importlib.import_module(args._module).run(args) or 0)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as e:   # argparse: --help (0) or a usage error (2), already printed
+            return e.code if isinstance(e.code, int) else EXIT_USAGE
+        module = importlib.import_module(args._module)
+        try:
+            if hasattr(module, "validate"):
+                module.validate(args)
+        except PestoError as e:
+            return _error(e, EXIT_USAGE)
+        return int(module.run(args) or 0)
+    except UsageError as e:
+        return _error(e, EXIT_USAGE)
     except PestoError as e:
-        print(f"pesto: error: {e}", file=sys.stderr)
-        return 2
+        return _error(e, EXIT_RUNTIME)
     except KeyboardInterrupt:
         print("pesto: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         sys.argv = sys_argv
+
+
+def _error(e: PestoError, code: int) -> int:
+    print(f"pesto: error: {e}", file=sys.stderr)
+    return code
 
 
 def export_to_fpga_main() -> int:

@@ -29,36 +29,43 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckpointError, ConfigError, HardwareError
+from .errors import CheckpointError, HardwareError
 from .sim import DEFAULT_SIM, SIM_BUSES
+from .validate import data_folder, existing_file, int_range, nonnegative_int, output_folder, positive_float
 
 EMBEDDED = "sw/pesto/assets/resnet20_fmnist_wpc.pt"
 REMAKE = "pesto train --recipe fmnist-demo --out sw/pesto/assets/resnet20_fmnist_wpc.pt"  # docs/training.md
 RTL_BATCH = 50  # images per Accelerator.execute call on the RTL: each layer's weights stream in once per batch
+TEST_IMAGES, TRAIN_IMAGES = 10_000, 60_000   # Fashion-MNIST's splits
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
-    parser.add_argument("--checkpoint", type=Path, default=None,
+    parser.add_argument("-o", "--out", type=output_folder, default=Path("runs/demo"),
+                        help="output folder (default runs/demo)")
+    parser.add_argument("--checkpoint", type=existing_file, default=None,
                         help=f"a `pesto train` checkpoint (default: the embedded {EMBEDDED})")
-    parser.add_argument("--images", type=int, default=1000,
-                        help="test images for the accuracy comparison (default 1000; 10000 = the full set)")
-    parser.add_argument("--rtl-images", type=int, default=1000,
+    parser.add_argument("--images", type=int_range(1, TEST_IMAGES), default=1000,
+                        help=f"test images for the accuracy comparison, 1..{TEST_IMAGES} (default 1000; "
+                             f"{TEST_IMAGES} = the full set)")
+    parser.add_argument("--rtl-images", type=nonnegative_int, default=1000,
                         help="of those, test images through the accelerator RTL, every logit checked against the "
-                             "integer reference (default 1000, a few minutes; 0 skips it)")
-    parser.add_argument("--dynamic-images", type=int, default=300,
+                             "integer reference (default 1000, a few minutes; 0 skips it; at most --images run)")
+    parser.add_argument("--dynamic-images", type=nonnegative_int, default=300,
                         help="test images through the accelerator RTL with the sub-net of the dynamic model switched "
                              "between every two (default 300; 0 skips the dynamic step)")
-    parser.add_argument("--profile-images", type=int, default=1,
+    parser.add_argument("--profile-images", type=nonnegative_int, default=1,
                         help="test images for the per-layer profile, each layer with skipping on and off "
-                             "(default 1; 0 skips it)")
-    parser.add_argument("--calibration-images", type=int, default=256,
-                        help="training images that calibrate the activation formats at export (default 256)")
+                             "(default 1; 0 skips it; at most --images run)")
+    parser.add_argument("--calibration-images", type=int_range(1, TRAIN_IMAGES), default=256,
+                        help=f"training images that calibrate the activation formats at export, 1..{TRAIN_IMAGES} "
+                             f"(default 256)")
     parser.add_argument("--simulator", choices=list(SIM_BUSES), default=DEFAULT_SIM,
                         help=f"RTL simulation (default {DEFAULT_SIM}: the fast C++ harness; cocotb-verilator and "
                              f"icarus go through cocotb, about 30x slower)")
-    parser.add_argument("--clock-mhz", type=float, default=100.0, help="fabric clock for time figures (default 100)")
-    parser.add_argument("--data-root", default=None, help="folder with Fashion-MNIST (default: system paths)")
+    parser.add_argument("--clock-mhz", type=positive_float, default=100.0,
+                        help="fabric clock for time figures, > 0 (default 100)")
+    parser.add_argument("--data-root", type=data_folder, default=None,
+                        help="folder with Fashion-MNIST, searched alone (default: $PESTO_DATA_ROOT, else system paths)")
 
 
 def embedded_checkpoint() -> Path:
@@ -95,6 +102,12 @@ def float_accuracy(model, artifact, images: np.ndarray, labels: np.ndarray, batc
 
 
 def run(args) -> int:
+    from .util import claim_output
+    with claim_output(args.out):   # a second demo writing the same folder is refused
+        return _demo(args)
+
+
+def _demo(args) -> int:
     from . import artifact as artifact_mod
     from .bench import report
     from .bench.cli import ARTIFACT_COLUMNS, profile_artifact
@@ -103,9 +116,6 @@ def run(args) -> int:
     from .export import export_model, load_model
     from .reference import network
 
-    for name in ("images", "rtl_images", "profile_images", "calibration_images", "dynamic_images"):
-        if getattr(args, name) < 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be 0 or more")
     step = Steps(3 + (args.rtl_images > 0) + (args.profile_images > 0) + (args.dynamic_images > 0))
     out = Path(args.out)
     result: dict = {"command": "pesto demo " + " ".join(sys.argv[2:]), "clock_mhz": args.clock_mhz}

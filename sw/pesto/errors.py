@@ -12,6 +12,11 @@ class ConfigError(PestoError, ValueError):
     """An option or shape that cannot work (a Cg that does not fit, an unknown mode)."""
 
 
+class UsageError(ConfigError):
+    """A command line that cannot work, found before any work starts (a value out of range, a
+    missing input path, options that contradict each other). The `pesto` CLI exits 2 on it."""
+
+
 class UnsupportedLayerError(PestoError):
     """A layer type the exporter or the accelerator does not handle."""
 
@@ -30,3 +35,13 @@ class DatasetError(PestoError):
 
 class HardwareError(PestoError):
     """The accelerator (board or simulation) misbehaved: timeout, error flag, wrong bitstream."""
+
+
+class ExportError(PestoError):
+    """An export that ran but whose result fails its own check (the integer pipeline disagrees
+    with the float model below the threshold); nothing is written."""
+
+
+class OutputError(PestoError):
+    """A file pesto must write cannot be written: disk full, read-only folder, a folder in the
+    way, or another pesto process writing the same path."""

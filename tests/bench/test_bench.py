@@ -44,8 +44,8 @@ def test_sparsity_sweep(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["bench", "sweep", "--shape", "16x16x3"], "N x C x K x K"),
-    (["bench", "sweep", "--sparsity", "1.0"], "must lie in"),
-    (["bench", "artifact", "missing.pesto"], "not found"),
+    (["bench", "sweep", "--sparsity", "1.0"], "expected a finite number >= 0 and < 1"),
+    (["bench", "artifact", "missing.pesto"], "does not exist"),
 ])
 def test_bad_options(argv, message, capsys):
     assert main(argv) == 2

@@ -64,9 +64,9 @@ def test_throughput_test_reports_host_share(ref, fmnist):
     (lambda art, img: Accelerator(art, backend="gpu"), "unknown backend"),
     (lambda art, img: Accelerator(art, backend="pynq"), "overlay"),
     (lambda art, img: Accelerator(art).run_layer("nope", np.zeros((16, 4, 4), np.int16)), "no accelerated layer"),
-    (lambda art, img: Accelerator(art).execute(np.zeros((2, 3, 12, 12), np.uint8)), "(batch, 1, H, W)"),
-    (lambda art, img: Accelerator(art).execute(np.zeros((2, 1, 28, 28), np.uint8)), "must be 1x12x12"),
-    (lambda art, img: Accelerator(art).execute(img.astype(np.int32)), "uint8"),
+    (lambda art, img: Accelerator(art).execute(np.zeros((2, 3, 12, 12), np.uint8)), r"\(batch, 1, 12, 12\)"),
+    (lambda art, img: Accelerator(art).execute(np.zeros((2, 1, 28, 28), np.uint8)), r"1x12x12 model.*\(2, 1, 28, 28\)"),
+    (lambda art, img: Accelerator(art).execute(img.astype(np.int32) * 2), r"uint8 pixels 0..255.*int32 values"),
     (lambda art, img: Accelerator(art).profile(img), "no cycle counters"),
     (lambda art, img: Accelerator(art).backend.conv(np.zeros((1, 16, 4, 4), np.float32), art.layers[0]), "int16"),
 ])

@@ -56,3 +56,49 @@ def test_bus_backend_batch(csim):
         ref, _ = RefBackend().conv(x, layer)
         np.testing.assert_array_equal(y, ref)
         assert len(stats) == 3 and len({s.groups_issued for s in stats}) == 1
+
+
+def test_a_frozen_c_simulation_is_a_hardware_error_within_the_deadline(csim):
+    import os
+    import signal
+    import time
+    bus = CSimBus(csim.binary, timeout_s=2)
+    try:
+        identity_probe(bus)
+        os.killpg(bus.proc.pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        with pytest.raises(HardwareError, match=r"did not answer within 2 s while reading register 0x30.*stopped"):
+            bus.read(REGMAP.offset("STATUS"))
+        assert time.monotonic() - t0 < 10 and bus.proc.poll() is not None
+        with pytest.raises(HardwareError, match="not running any more"):
+            bus.read(REGMAP.offset("STATUS"))
+    finally:
+        bus.close()
+
+
+def test_threads_sharing_the_c_simulation_take_turns(csim):
+    """Two threads run layers on one engine at once: each run holds the bus for its whole
+    register-and-stream sequence (driver.protocol.bus_lock), so both stay bit-exact."""
+    import threading
+    results, errors = {}, []
+    cases = {"a": table7_case("stage1", seed=3), "b": table7_case("stage2", seed=4)}
+    with CSimBus(csim.binary) as bus:
+        hw = identity_probe(bus)
+
+        def worker(name):
+            try:
+                layer, x = cases[name]
+                for _ in range(2):
+                    results.setdefault(name, []).append(run_layer(bus, layer, x, hw)[0])
+            except Exception as e:   # noqa: BLE001 -- reported below
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in cases]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+    assert not errors, errors
+    for name, (layer, x) in cases.items():
+        for y in results[name]:
+            np.testing.assert_array_equal(y, run_conv(x, layer))

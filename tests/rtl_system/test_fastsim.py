@@ -162,14 +162,26 @@ def test_stream_without_its_end_hits_the_deadline(fast, fhw):
     layer = make_layer(8, 16, 3, 16, group_sparsity=0.5, seed=33)
     x = random_input(16, 6, 6, seed=34)
     words = input_stream(layer, x, fhw.lanes)[:-3]
-    for budget, timeout_s, message in ((20_000, 60.0, r"20000 cycles \(limit 20000\)"),
-                                       (10**12, 0.3, r"0\.3 s of wall time")):
-        _start(fast, layer, x, fhw)
-        t0 = time.monotonic()
-        with pytest.raises(HardwareError, match=message + r".*fully accepted.* delivered 0 of 72 words"):
-            fast.transfer(words, output_words(8, 6, 6), timeout_s=timeout_s, max_cycles=budget)
-        assert time.monotonic() - t0 < 5
-        fast.reset()
+    watch, fast.watch = fast.watch, (0, 0)   # the budgets alone (with the watch, STATUS ends it: below)
+    try:
+        for budget, timeout_s, message in ((20_000, 60.0, r"20000 cycles \(limit 20000\)"),
+                                           (10**12, 0.3, r"0\.3 s of wall time")):
+            _start(fast, layer, x, fhw)
+            t0 = time.monotonic()
+            with pytest.raises(HardwareError, match=message + r".*fully accepted.* delivered 0 of 72 words"):
+                fast.transfer(words, output_words(8, 6, 6), timeout_s=timeout_s, max_cycles=budget)
+            assert time.monotonic() - t0 < 5
+            fast.reset()
+    finally:
+        fast.watch = watch
+    _start(fast, layer, x, fhw)
+    status = None
+    try:
+        fast.transfer(words, output_words(8, 6, 6), timeout_s=60, max_cycles=10**9)
+    except HardwareError as e:
+        status = str(e)
+    assert status is not None and "STATUS.ERR_CODE STREAM_SHORT" in status, status   # at once, not after 10^9 cycles
+    fast.reset()
     run_checked(fast, layer, x, fhw, skip=True)
 
 
@@ -308,3 +320,16 @@ def test_open_sim_names_and_options():
         open_sim("verilator", waves=True)
     with pytest.raises(ConfigError, match="backpressure"):
         FastSim(backpressure=1.0)
+
+
+def test_a_refused_configuration_is_reported_at_once(fast, fhw):
+    """As on the cocotb server: the transfer reads STATUS beside its streams, so a layer the
+    engine refuses (CONFIG, no output) ends at once instead of after the 50 M-cycle budget."""
+    import time
+    layer = make_layer((1 << fhw.log2_max_n) + 1, 16, 1, 16, group_sparsity=0.5, seed=61)
+    x = random_input(16, 2, 2, seed=62)
+    t0, c0 = time.monotonic(), fast.now()
+    with pytest.raises(HardwareError, match=r"CONFIG.*STATUS.ERR_CODE CONFIG after \d+ cycles and sends no output"):
+        run_layer(fast, layer, x, fhw, timeout_s=120)
+    assert time.monotonic() - t0 < 20 and fast.now() - c0 < 100_000
+    run_layer(fast, *table7_case("stage3", seed=63), fhw)   # and the engine still works

@@ -2,6 +2,8 @@
 against the integer reference: the table 7 layers, random layers over shapes / Cg / group
 sparsity, skipping on and off, weight reuse between runs, and a malformed run."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -115,6 +117,18 @@ def test_error_named_by_run_layer(accel, hw):
     with pytest.raises(HardwareError, match="NNZ_MISMATCH"):
         run_layer(WrongNnz(), layer, x, hw, timeout_s=60)
     run_checked(accel, layer, x, hw, skip=True)
+
+
+def test_a_refused_configuration_is_reported_at_once(accel, hw):
+    """The engine refuses a layer its buffers cannot hold (CONFIG) and sends no output: the
+    transfer reads STATUS while it waits and reports the refusal at once, not after its timeout."""
+    layer = make_layer((1 << hw.log2_max_n) + 1, 16, 1, 16, group_sparsity=0.5, seed=61)   # too many channels
+    x = random_input(16, 2, 2, seed=62)
+    t0 = time.monotonic()
+    with pytest.raises(HardwareError, match="CONFIG"):
+        run_layer(accel, layer, x, hw, timeout_s=120)
+    assert time.monotonic() - t0 < 30     # well inside the 120 s the transfer was allowed
+    run_checked(accel, *table7_case("stage3", seed=63), hw, skip=True)   # and the engine still works
 
 
 def test_icarus_smoke():

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UsageError
 from ..sim import DEFAULT_SIM, SIM_BUSES
+from ..validate import data_folder, existing_file, finite_float, int_range, output_folder, positive_float, positive_int, seed_int
 
 DEFAULT_SPARSITIES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95)
 
@@ -36,17 +37,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
 
     def common(p):
-        p.add_argument("-o", "--out", type=Path, default=Path("runs/bench"), help="output folder (default runs/bench)")
+        p.add_argument("-o", "--out", type=output_folder, default=Path("runs/bench"),
+                       help="output folder (default runs/bench)")
         p.add_argument("--simulator", choices=list(SIM_BUSES), default=DEFAULT_SIM,
                        help=f"RTL simulation (default {DEFAULT_SIM}: the fast C++ harness; cocotb-verilator and "
                             f"icarus run through cocotb)")
-        p.add_argument("--clock-mhz", type=float, default=100.0, help="fabric clock for time figures (default 100)")
-        p.add_argument("--seed", type=int, default=0, help="seed of the random weights and activations")
+        p.add_argument("--clock-mhz", type=positive_float, default=100.0,
+                       help="fabric clock for time figures, > 0 (default 100)")
+        p.add_argument("--seed", type=seed_int, default=0, help="seed of the random weights and activations")
         p.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
 
     p = sub.add_parser("table7", help="table 7: the three ResNet-20 layers, skip on vs off, beside the seed")
     common(p)
-    p.add_argument("--input-hw", type=int, nargs=3, metavar=("S1", "S2", "S3"), default=None,
+    p.add_argument("--input-hw", type=int_range(1, 4096), nargs=3, metavar=("S1", "S2", "S3"), default=None,
                    help="input height/width of the stage 1/2/3 layers (default CIFAR's 32 16 8; "
                         "Fashion-MNIST ResNet-20: 28 14 7)")
 
@@ -54,34 +57,36 @@ def configure(parser: argparse.ArgumentParser) -> None:
     common(p)
     p.add_argument("--shape", action="append", dest="shapes", metavar="NxCxKxK",
                    help="weight shape, repeatable (default: the three table 7 shapes)")
-    p.add_argument("--sparsity", type=float, nargs="+", default=list(DEFAULT_SPARSITIES),
+    p.add_argument("--sparsity", type=finite_float(0.0, 1.0, hi_open=True), nargs="+", default=list(DEFAULT_SPARSITIES),
                    help="group sparsities in [0, 1) (default 0 .25 .5 .75 .9 .95)")
-    p.add_argument("--input-hw", type=int, default=None,
+    p.add_argument("--input-hw", type=int_range(1, 4096), default=None,
                    help="input height/width (default: table 7's 32/16/8 for its shapes, else 16)")
-    p.add_argument("--cg", type=int, default=16, help="PE group size Cg (default 16)")
+    p.add_argument("--cg", type=positive_int, default=16, help="PE group size Cg, >= 1 (default 16)")
 
     p = sub.add_parser("artifact", help="every accelerated layer of an exported network, and end to end")
     common(p)
-    p.add_argument("artifact", type=Path, help="an artifact written by `pesto export-to-fpga`")
-    p.add_argument("--images", type=int, default=1, help="test images to profile on (default 1)")
-    p.add_argument("--data-root", default=None, help="folder with the dataset (default: system paths)")
+    p.add_argument("artifact", type=existing_file, help="an artifact written by `pesto export-to-fpga`")
+    p.add_argument("--images", type=int_range(1, 10000), default=1, help="test images to profile on (1..10000, default 1)")
+    p.add_argument("--data-root", type=data_folder, default=None,
+                   help="folder with the dataset, searched alone (default: $PESTO_DATA_ROOT, else system paths)")
 
     from .dynamic import AST_RESULTS
     p = sub.add_parser("dynamic", help="K sub-nets on one engine: accuracy, latency and switch cost per sub-net")
     common(p)
-    p.add_argument("artifact", type=Path, nargs="?", default=None,
+    p.add_argument("artifact", type=existing_file, nargs="?", default=None,
                    help="a multi-sub-net artifact (default: export the embedded dynamic model, docs/dynamic.md)")
     p.add_argument("--backend", choices=["sim", "ref", "hls"], default="sim",
                    help="the engine (default sim: the RTL; ref: the cycle model, no counters; hls: the C-sim)")
-    p.add_argument("--images", type=int, default=10000,
-                   help="Fashion-MNIST test images for the reference accuracy (default 10000, the whole set)")
-    p.add_argument("--engine-images", type=int, default=1000,
+    p.add_argument("--images", type=int_range(1, 10000), default=10000,
+                   help="Fashion-MNIST test images for the reference accuracy (1..10000, default 10000, the whole set)")
+    p.add_argument("--engine-images", type=int_range(1, 10000), default=1000,
                    help="of those, images through the engine per sub-net, each logit checked (default 1000)")
-    p.add_argument("--calibration-images", type=int, default=256,
+    p.add_argument("--calibration-images", type=int_range(1, 60000), default=256,
                    help="training images that calibrate the export of the embedded model (default 256)")
     p.add_argument("--ast-results", type=Path, default=AST_RESULTS,
                    help="the AST benchmark's results, for the individually trained models in the plot")
-    p.add_argument("--data-root", default=None, help="folder with the dataset (default: system paths)")
+    p.add_argument("--data-root", type=data_folder, default=None,
+                   help="folder with the dataset, searched alone (default: $PESTO_DATA_ROOT, else system paths)")
 
 
 def parse_shape(text: str) -> tuple[int, int, int, int]:
@@ -89,8 +94,8 @@ def parse_shape(text: str) -> tuple[int, int, int, int]:
         shape = tuple(int(v) for v in text.lower().split("x"))
     except ValueError:
         shape = ()
-    if len(shape) != 4 or shape[2] != shape[3] or min(shape) < 1:
-        raise ConfigError(f"--shape {text!r}: write N x C x K x K, e.g. 32x32x3x3")
+    if len(shape) != 4 or shape[2] != shape[3] or min(shape) < 1 or max(shape) > 1 << 16:
+        raise UsageError(f"--shape {text!r}: write N x C x K x K with sizes 1..65536, e.g. 32x32x3x3")
     return shape
 
 
@@ -225,24 +230,32 @@ def run_artifact(args, backend) -> dict:
 
 
 def validate(args) -> None:
-    """Refuse bad options before the simulator starts."""
+    """Refuse bad options before the simulator starts (usage errors, exit 2)."""
     if args.bench == "sweep":
         for s in args.shapes or []:
-            parse_shape(s)
+            n, c, k, _ = parse_shape(s)
+            if k not in (1, 3):
+                raise UsageError(f"--shape {s!r}: the engine runs 1x1 and 3x3 kernels")
+            if args.cg > c:
+                raise UsageError(f"--cg {args.cg} is larger than the {c} input channels of --shape {s!r}")
         bad = [s for s in args.sparsity if not 0.0 <= s < 1.0]
         if bad:
-            raise ConfigError(f"--sparsity {bad}: group sparsities must lie in [0, 1)")
+            raise UsageError(f"--sparsity {bad}: group sparsities must lie in [0, 1)")
     if args.bench in ("artifact", "dynamic") and args.artifact is not None and not args.artifact.is_file():
-        raise ConfigError(f"artifact {args.artifact} not found; write one with `pesto export-to-fpga`")
-    if args.bench == "dynamic" and not (args.engine_images >= 1 and args.images >= 1):
-        raise ConfigError("--images and --engine-images must be 1 or more")
+        raise UsageError(f"artifact {args.artifact} not found; write one with `pesto export-to-fpga`")
     if args.clock_mhz <= 0:
-        raise ConfigError(f"--clock-mhz must be positive, got {args.clock_mhz}")
+        raise UsageError(f"--clock-mhz must be positive, got {args.clock_mhz}")
 
 
 def run(args) -> int:
-    from . import report
+    from ..util import claim_output
     validate(args)
+    with claim_output(args.out):   # a second bench writing the same folder is refused
+        return _run(args)
+
+
+def _run(args) -> int:
+    from . import report
     if args.bench == "dynamic":
         from . import dynamic
         return dynamic.run(args)

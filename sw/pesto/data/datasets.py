@@ -162,13 +162,20 @@ class ImageFolderDataset(Dataset):
 
 
 def _candidates(info: DatasetInfo, root: str | os.PathLike | None) -> list[Path]:
-    out = []
+    """Where to look: a given root (and its <folder>/) only -- never elsewhere, so a wrong root is
+    an error, not a silent switch to another copy; else $PESTO_DATA_ROOT/<folder> only; else the
+    system folders."""
     if root is not None:
-        out += [Path(root), Path(root) / info.folder]
+        root = Path(root)
+        if not root.is_dir():
+            raise DatasetError(f"data root {root} {'is not a folder' if root.exists() else 'does not exist'}; "
+                               f"pesto looks for {info.name} only there. {info.how_to_get}")
+        if not any(root.iterdir()):
+            raise DatasetError(f"data root {root} is empty; pesto looks for {info.name} only there. {info.how_to_get}")
+        return [root, root / info.folder]
     if os.environ.get(ENV_ROOT):
-        out.append(Path(os.environ[ENV_ROOT]) / info.folder)
-    out += [Path(d) for d in info.system_dirs]
-    return out
+        return [Path(os.environ[ENV_ROOT]) / info.folder]
+    return [Path(d) for d in info.system_dirs]
 
 
 def _missing(info: DatasetInfo, looked: list[Path]) -> DatasetError:

@@ -31,6 +31,7 @@ from ..errors import ConfigError, HardwareError, UnsupportedLayerError
 from ..hwspec import HwConfig
 from ..ir import TernaryConv
 from . import subnets as subnet_info
+from ..validate import check_float, check_int
 from .backends import Backend, BusBackend, RefBackend
 from .protocol import LayerStats
 
@@ -110,6 +111,12 @@ class Accelerator:
             artifact = artifact_mod.load(artifact)
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}; use one of {MODES}")
+        if not isinstance(artifact, artifact_mod.Artifact):
+            raise ConfigError(f"Accelerator needs a pesto.artifact.Artifact or the path of a .pesto file, got "
+                              f"{type(artifact).__name__}; export one with `pesto export-to-fpga`")
+        if not isinstance(skip, bool):
+            raise ConfigError(f"skip must be True or False, got {skip!r}")
+        clock_mhz = check_float(clock_mhz, "clock_mhz", 0.0, lo_open=True)
         self.source = artifact          # every sub-net
         self.select_subnet(subnet)
         self.backend = open_backend(backend, artifact=artifact, **backend_options)
@@ -247,21 +254,21 @@ class Accelerator:
 
     # -- input encoding -------------------------------------------------------------------
     def normalise(self, images) -> np.ndarray:
-        """uint8 images (0..255) or floats in [0, 1], (B, C, H, W), (C, H, W) or -- for
-        single-channel models -- (B, H, W) -> the network's normalised float32 input."""
+        """uint8 images (0..255), other integers holding pixels 0..255, or floats in [0, 1]:
+        (B, C, H, W), (C, H, W) or -- for single-channel models -- (B, H, W) -> the network's
+        normalised float32 input. Anything else (NaN, inf, values out of range, the wrong shape,
+        an empty batch) is a ConfigError that says what was expected."""
         from ..reference import network
-        x = np.asarray(images)
+        try:
+            x = np.asarray(images)
+        except (ValueError, TypeError):
+            return network.normalize(self.artifact, images)   # says what was expected
         c, h, w = self.artifact.input_shape
         if c == 1 and x.ndim == 3 and x.shape[0] != 1:
             x = x[:, None]
         elif c == 1 and x.ndim == 2:
             x = x[None, None]
-        if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
-            raise ConfigError(f"images must be uint8 (0..255) or float in [0, 1], got {x.dtype}")
-        x = network.normalize(self.artifact, x)
-        if tuple(x.shape[1:]) != (c, h, w):
-            raise ConfigError(f"images must be {c}x{h}x{w}, got {tuple(np.shape(images))}")
-        return x
+        return network.normalize(self.artifact, x)
 
     # -- running --------------------------------------------------------------------------
     def _conv(self, x: np.ndarray, layer: TernaryConv) -> np.ndarray:
@@ -347,6 +354,11 @@ class Accelerator:
         layer = self.layer(name)
         x = np.asarray(x)
         is_float = np.issubdtype(x.dtype, np.floating)
+        if x.ndim not in (3, 4) or x.size == 0:
+            raise ConfigError(f"layer {name!r}: input must be ({layer.in_channels}, H, W) or (batch, "
+                              f"{layer.in_channels}, H, W), got shape {x.shape}")
+        if is_float and not np.isfinite(x).all():
+            raise ConfigError(f"layer {name!r}: the float input holds NaN or inf")
         q = numerics.quantize(x, layer.f_in) if is_float else x
         single = q.ndim == 3
         y, stats = self.backend.conv(q[None] if single else q, layer, skip=self.skip if skip is None else skip)
@@ -371,6 +383,7 @@ class Accelerator:
         layers, normalisation, quantization (``host_overhead_s``, ``host_overhead_ms_per_image``)
         -- and with counters the engine's ``hw_cycles_per_image``, ``hw_us_per_image``,
         ``hw_images_per_s``."""
+        repeats = check_int(repeats, "repeats", 1)
         x = np.asarray(images)
         batch = len(self.normalise(x))
         wall = accel = 0.0
@@ -386,7 +399,7 @@ class Accelerator:
         result = {
             "backend": self.backend.name, "mode": self.mode, "subnet": self.subnet, "batch": batch,
             "repeats": repeats, "runtime_s": wall, "latency_ms_per_image": 1e3 * wall / n,
-            "wall_images_per_s": n / wall, "images_per_s": n / wall, "images_per_s_from": "wall time",
+            "wall_images_per_s": n / max(wall, 1e-9), "images_per_s": n / max(wall, 1e-9), "images_per_s_from": "wall time",
             "accel_calls_s": accel, "host_overhead_s": wall - accel,
             "host_overhead_ms_per_image": 1e3 * (wall - accel) / n,
         }

@@ -11,7 +11,6 @@ differ only in their ``Bus``; all go through ``protocol.run_layer`` / ``protocol
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,9 +110,9 @@ class BusBackend(Backend):
     refuses layers that do not fit it before touching the hardware, and streams a layer's
     weights once per batch: the following images of the same call reuse them
     (MODE.LOAD_WEIGHTS=0). Across calls the weights are always sent again, so nothing else
-    that drives the same bus in between can leave stale weights behind. A bus that offers
-    ``session()`` (pesto.sim.fast.FastSim) is held for the whole call, so threads sharing it
-    never run between the images of one batch.
+    that drives the same bus in between can leave stale weights behind. The bus is held for the
+    whole call (``protocol.bus_lock``), so threads sharing it never run between the images of
+    one batch, nor between a program load and its run.
     """
 
     def __init__(self, bus: Bus, name: str, timeout_s: float = 10.0, reuse_weights: bool = True,
@@ -132,10 +131,9 @@ class BusBackend(Backend):
         x = _int16_batch(x, layer)
         protocol.check_fits(layer, x.shape[2], x.shape[3], self.hw)
         outs, stats = [], []
-        # A bus shared between threads (FastSim.session) is held for the whole batch: the images
-        # after the first reuse the weights the first one loaded, so nobody may run in between.
-        session = getattr(self.bus, "session", None)
-        with session() if session is not None else nullcontext():
+        # The images after the first reuse the weights the first one loaded: the bus is held for the
+        # whole batch (protocol.bus_lock: FastSim.session, a bus's lock), so nobody may run in between.
+        with protocol.bus_lock(self.bus):
             for i, img in enumerate(x):
                 load = i == 0 or not (reuse_weights and self.reuse_weights)
                 t0 = time.perf_counter()
@@ -156,8 +154,7 @@ class BusBackend(Backend):
         if self.network_build() is None:
             return Backend.network(self, x, program, subnet, skip)
         x = _network_input(x, program)
-        session = getattr(self.bus, "session", None)
-        with session() if session is not None else nullcontext():
+        with protocol.bus_lock(self.bus):   # the program load and the run: nobody in between
             t0 = time.perf_counter()
             self._ensure_program(program)
             y, stats = protocol.run_network(self.bus, program, x, self.hw, subnet=subnet, skip=skip,
@@ -166,8 +163,7 @@ class BusBackend(Backend):
         return y, stats
 
     def prepare(self, program) -> None:
-        session = getattr(self.bus, "session", None)
-        with session() if session is not None else nullcontext():
+        with protocol.bus_lock(self.bus):
             self._ensure_program(program)
 
     def _ensure_program(self, program) -> None:

@@ -9,6 +9,8 @@ the simulation exercises the exact register writes and stream transfers the boar
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +23,10 @@ from ..ir import TernaryConv
 
 
 class Bus(Protocol):
+    """Every call returns or raises HardwareError within a deadline that names what it waited for.
+    A bus may carry a ``lock`` (a threading.RLock) that serialises its users; ``bus_lock`` gives
+    every bus one."""
+
     def read(self, offset: int) -> int: ...
 
     def write(self, offset: int, value: int) -> None: ...
@@ -28,6 +34,30 @@ class Bus(Protocol):
     def transfer(self, words: np.ndarray, n_out: int, timeout_s: float) -> np.ndarray:
         """Send ``words`` (uint64, TLAST on the last) and return the ``n_out`` words received."""
         ...
+
+
+_LOCKS: "weakref.WeakKeyDictionary[object, threading.RLock]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def bus_lock(bus):
+    """The context that serialises everything done on ``bus``, re-entrant: the bus's own
+    ``session()`` (pesto.sim.fast.FastSim: a lock with a deadline) or ``lock`` (SimAccelerator,
+    CSimBus, PynqBus), else a lock kept for it here. A run (registers, start, streams, counters)
+    holds it from start to end, so threads sharing one engine take turns instead of interleaving
+    their register writes."""
+    session = getattr(bus, "session", None)
+    if session is not None:
+        return session()
+    own = getattr(bus, "lock", None)
+    if own is not None:
+        return own
+    with _LOCKS_GUARD:
+        try:
+            return _LOCKS.setdefault(bus, threading.RLock())
+        except TypeError:   # neither hashable nor weak-referenceable: the caller must not share it
+            raise HardwareError(f"{type(bus).__name__} cannot be locked for use from several threads; "
+                                f"give it a `lock` attribute (threading.RLock())") from None
 
 
 @dataclass
@@ -65,6 +95,11 @@ def connect(bus: Bus, timeout_s: float = 1.0) -> HwConfig:
     beat, which every pesto engine refuses with ERR_CODE CONFIG and drops (the RTL answers it
     the same way), makes them valid. Anything else that reads 0 is never started.
     """
+    with bus_lock(bus):
+        return _connect(bus, timeout_s)
+
+
+def _connect(bus: Bus, timeout_s: float) -> HwConfig:
     ctrl = REGMAP.offset("CTRL")
     idle = 1 << REGMAP["CTRL"].fields["AP_IDLE"][0]
     if bus.read(REGMAP.offset("ID")) == 0 and bus.read(ctrl) & idle:
@@ -111,7 +146,14 @@ def check_fits(layer: TernaryConv, h: int, w: int, hw: HwConfig) -> None:
 
 def run_layer(bus: Bus, layer: TernaryConv, x: np.ndarray, hw: HwConfig, skip: bool = True,
               load_weights: bool = True, timeout_s: float = 10.0) -> tuple[np.ndarray, LayerStats]:
-    """Run ``layer`` on int16 x (C, H, W); returns int16 (N, Ho, Wo) and the cycle counters."""
+    """Run ``layer`` on int16 x (C, H, W); returns int16 (N, Ho, Wo) and the cycle counters.
+    Holds ``bus_lock(bus)`` for the whole run."""
+    with bus_lock(bus):
+        return _run_layer(bus, layer, x, hw, skip, load_weights, timeout_s)
+
+
+def _run_layer(bus: Bus, layer: TernaryConv, x: np.ndarray, hw: HwConfig, skip: bool, load_weights: bool,
+               timeout_s: float) -> tuple[np.ndarray, LayerStats]:
     _, h, w = x.shape
     regs = layer_registers(layer, h, w, hw.lanes, skip=skip, load_weights=load_weights)
     for name, value in regs.items():

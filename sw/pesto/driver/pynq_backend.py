@@ -10,6 +10,8 @@ Importing it needs the ``pynq`` package (installed on the board image, not in th
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pynq
 from pynq import DefaultIP
@@ -42,6 +44,12 @@ class PynqBus:
             if getattr(dma, ch, None) is None:
                 raise HardwareError(f"the AXI DMA has no {ch}: build it with both MM2S and S2MM enabled")
         self._buffers: dict[str, np.ndarray] = {}
+        self.lock = threading.RLock()   # MMIO and the DMA serve one run at a time (driver.protocol.bus_lock)
+
+    def engine_error(self) -> int:
+        """STATUS.ERR_CODE now: non-zero once the engine ended the run with an error (it then sends
+        no output, so waiting for the output stream would only wait out its timeout)."""
+        return REGMAP["STATUS"].field(self.read(REGMAP.offset("STATUS")), "ERR_CODE")
 
     def read(self, offset: int) -> int:
         return int(self.ip.read(offset))
@@ -70,10 +78,15 @@ class PynqBus:
             channels = [(send, MM2S_DMASR, "the DMA to send the input stream (MM2S)"),
                         (recv, S2MM_DMASR, "the output stream (S2MM): the engine did not answer")]
             for ch, status, what in channels[:2 if n_out else 1]:
-                wait_until(lambda: ch.idle or ch.error, timeout_s, what)
+                wait_until(lambda: ch.idle or ch.error or self.engine_error(), timeout_s, what)
                 if ch.error:
                     raise HardwareError(f"AXI DMA error while waiting for {what} "
                                         f"(DMASR=0x{self.dma.read(status):08X})")
+                if not ch.idle:   # the engine ended the run with an error: no output will come
+                    err = self.engine_error()
+                    raise HardwareError(f"no complete output stream: while waiting for {what}, the engine "
+                                        f"reports STATUS.ERR_CODE {REGMAP.error_names.get(err, err)} and sends "
+                                        f"no output")
                 ch.wait()  # idle now: pynq's own bookkeeping (cache invalidate, bytes transferred)
         except HardwareError:
             self.reset_dma()

@@ -25,12 +25,16 @@ import torch.nn as nn
 
 from .. import __version__, geometry, numerics
 from ..artifact import Artifact, Node
-from ..errors import CheckpointError, ConfigError, UnsupportedLayerError
+from ..errors import CheckpointError, ConfigError, ExportError, UnsupportedLayerError
 from ..ir import SUPPORTED_KERNELS, SUPPORTED_STRIDES, TernaryConv
 from ..quant import is_ternary, latent_weight, ternarize, ternarize_model, ternary_layers
+from ..validate import check_float, check_int, unit_images
 from . import graph as G
 
 DEFAULT_CALIBRATION = 256
+DEFAULT_VERIFY = 32            # calibration images the integer pipeline is checked on
+DEFAULT_MIN_AGREEMENT = 0.9    # below this top-1 agreement with the float model the export fails
+NORMALISATIONS = ("none",)     # the explicit choice for a model that carries no mean/std
 
 
 class UntrainedWarning(UserWarning):
@@ -81,42 +85,47 @@ def _check_finite(tensors: dict, where: str, err=ConfigError) -> None:
 
 def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, act_bits: int = 16,
                  frac_bits: int | None = None, headroom_bits: int = 1, mean=None, std=None,
-                 num_calibration: int = DEFAULT_CALIBRATION, batch_size: int = 64, verify: int = 32,
-                 progress: bool = False, name: str | None = None) -> Artifact:
+                 num_calibration: int = DEFAULT_CALIBRATION, batch_size: int = 64, verify: int = DEFAULT_VERIFY,
+                 progress: bool = False, name: str | None = None, normalisation: str | None = None,
+                 min_agreement: float = DEFAULT_MIN_AGREEMENT) -> Artifact:
     """Export a model to an Artifact (save it with ``pesto.artifact.save``).
 
     model_or_checkpoint: a `pesto train` checkpoint (path or dict), an nn.Module (ternarized on
         the spot if it has no ternary layers) or the (model, info) pair ``load_model`` returns.
 
-    calib_images: raw images (B, C, H, W), uint8 or float in [0, 1], normalised here with
-        mean/std (default: the checkpoint's, else 0/1); None: Fashion-MNIST training images.
+    calib_images: raw images (B, C, H, W): uint8 pixels, other integers holding pixels 0..255, or
+        floats in [0, 1] (``pesto.validate.unit_images``); None: Fashion-MNIST training images.
+    mean, std: the input normalisation per channel, x = (pixel / 255 - mean) / std. Default: the
+        checkpoint's. A model that carries none (a bare nn.Module) needs them, or
+        normalisation="none" to say that it takes pixel / 255 as it is (mean 0, std 1).
     cg: PE-group size for every accelerated layer (default: the size each layer was trained with).
     act_bits: significant bits the calibrated range may use inside the int16 container (<= 16;
         fewer bits trade precision for saturation headroom, to study bit-width sensitivity).
     frac_bits: one fixed format for every int16 tensor instead of calibrated ones.
     headroom_bits: extra bits of range above the calibration maximum (unseen images may exceed it).
-    verify: run the integer reference on this many calibration images and record the agreement.
+    verify: run the integer reference on this many calibration images against the float model;
+        the export fails (ExportError) when their top-1 agreement is below ``min_agreement``
+        (default 0.9; 0 records the agreement without a threshold).
     """
     t0 = time.perf_counter()
     if cg is not None:
         geometry.check_cg(cg, None, "export")
+    act_bits = check_int(act_bits, "act_bits", 1, numerics.ACT_BITS)
+    if frac_bits is not None:
+        frac_bits = check_int(frac_bits, "frac_bits", numerics.FRAC_MIN, numerics.FRAC_MAX)
+    headroom_bits = check_int(headroom_bits, "headroom_bits", 0, numerics.ACT_BITS - 1)
+    num_calibration = check_int(num_calibration, "num_calibration", 1)
+    batch_size = check_int(batch_size, "batch_size", 1)
+    verify = check_int(verify, "verify", 0)
+    min_agreement = check_float(min_agreement, "min_agreement", 0.0, 1.0)
+    if normalisation is not None and normalisation not in NORMALISATIONS:
+        raise ConfigError(f"normalisation={normalisation!r}: the only explicit choice is 'none' (the model takes "
+                          f"pixel / 255 as it is); give a normalisation as mean= and std=")
     model, info = load_model(model_or_checkpoint, cg)
     model.eval()
-    if not 1 <= act_bits <= numerics.ACT_BITS:
-        raise ConfigError(f"act_bits must be 1..{numerics.ACT_BITS} (the engine's activations are "
-                          f"{numerics.ACT_BITS}-bit), got {act_bits}")
-    if frac_bits is not None and not numerics.FRAC_MIN <= frac_bits <= numerics.FRAC_MAX:
-        raise ConfigError(f"frac_bits must be in {numerics.FRAC_MIN}..{numerics.FRAC_MAX}, got {frac_bits}")
 
     images = _calibration_images(calib_images, info, num_calibration)
-    c = images.shape[1]
-    mean = np.asarray(mean if mean is not None else info.get("mean", [0.0] * c), dtype=np.float32).reshape(-1)
-    std = np.asarray(std if std is not None else info.get("std", [1.0] * c), dtype=np.float32).reshape(-1)
-    if mean.size == 1 and c > 1:
-        mean, std = np.repeat(mean, c), np.repeat(std, c)
-    if mean.size != c or std.size != c or (std <= 0).any():
-        raise ConfigError(f"mean/std must have one value per input channel ({c}) and std > 0; "
-                          f"got mean={mean.tolist()} std={std.tolist()}")
+    mean, std, rule = _normalisation(images.shape[1], mean, std, normalisation, info)
     norm = torch.from_numpy((images - mean.reshape(1, -1, 1, 1)) / std.reshape(1, -1, 1, 1))
     batches = [norm[i:i + batch_size] for i in range(0, len(norm), batch_size)]
     bar = _bar(progress, len(norm), "calibrating")
@@ -133,7 +142,7 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
                   "epoch": info.get("epoch"), "dataset": info.get("dataset")},
         "num_classes": num_classes,
         "input": {"shape": list(images.shape[1:]), "layout": "NCHW", "mean": mean.tolist(), "std": std.tolist(),
-                  "normalisation": "x = (pixel / 255 - mean[c]) / std[c]"},
+                  "normalisation": rule},
         "numerics": {"act_bits": numerics.ACT_BITS, "acc_bits": numerics.ACC_BITS, "mult_bits": numerics.MULT_BITS,
                      "shift_max": numerics.SHIFT_MAX, "bias_bits": numerics.BIAS_BITS,
                      "rounding": "round half up", "saturation": "int16"},
@@ -144,12 +153,53 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
     artifact = Artifact(nodes, output, meta)
     t3 = time.perf_counter()
     if verify:
-        meta["export"]["verification"] = _verify(model, artifact, images[:verify], norm[:verify])
+        v = meta["export"]["verification"] = _verify(model, artifact, images[:verify], norm[:verify])
+        v["min_agreement"] = min_agreement
+        if v["top1_agreement"] < min_agreement:
+            raise ExportError(
+                f"the exported integer pipeline agrees with the float model on only {100 * v['top1_agreement']:.1f} % "
+                f"of {v['images']} calibration images (threshold {100 * min_agreement:g} %; max |logit error| "
+                f"{v['max_abs_logit_error']:.3g} of a logit range {v['logit_range']:.3g}): the fixed-point formats "
+                f"destroy the model (act_bits={act_bits}, headroom_bits={headroom_bits}, frac_bits={frac_bits}). "
+                f"Export with the default formats, or lower the threshold on purpose (--min-agreement)")
     t4 = time.perf_counter()
     meta["export"]["seconds"] = round(t4 - t0, 3)
     meta["export"]["timing_s"] = {"load": round(t1 - t0, 3), "calibration": round(t2 - t1, 3),
                                   "build": round(t3 - t2, 3), "verify": round(t4 - t3, 3)}
     return artifact
+
+
+def _normalisation(c: int, mean, std, normalisation, info: dict):
+    """(mean, std, rule) per channel: given, the checkpoint's, or explicitly none; never guessed."""
+    if (mean is None) != (std is None):
+        raise ConfigError("give the input normalisation as both mean= and std= (one value per channel)")
+    if mean is None and normalisation == "none":
+        mean, std = [0.0] * c, [1.0] * c
+        rule = "none: x = pixel / 255"
+    elif mean is None and info.get("mean") is not None:
+        mean, std = info["mean"], info["std"]
+        rule = "x = (pixel / 255 - mean[c]) / std[c]"
+    elif mean is None:
+        raise ConfigError(
+            f"{info.get('name', 'the model')} carries no input normalisation (it is not a `pesto train` checkpoint): "
+            f"pass the mean and std per channel it was trained with (mean=, std=; --mean/--std), e.g. Fashion-MNIST "
+            f"0.2860/0.3530, or normalisation='none' (--normalisation none) if it takes pixel / 255 as it is")
+    else:
+        if normalisation is not None:
+            raise ConfigError("give either mean=/std= or normalisation='none', not both")
+        rule = "x = (pixel / 255 - mean[c]) / std[c]"
+    try:
+        mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+        std = np.asarray(std, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ConfigError(f"mean/std must be numbers, got mean={mean!r} std={std!r}") from None
+    if mean.size == 1 and c > 1:
+        mean, std = np.repeat(mean, c), np.repeat(std, c)
+    if mean.size != c or std.size != c or not (np.isfinite(mean).all() and np.isfinite(std).all()) \
+            or (std <= 0).any():
+        raise ConfigError(f"mean/std must be finite, one value per input channel ({c}), std > 0; "
+                          f"got mean={mean.tolist()} std={std.tolist()}")
+    return mean.astype(np.float32), std.astype(np.float32), rule
 
 
 def _bar(progress: bool, total: int, desc: str):
@@ -166,13 +216,8 @@ def _calibration_images(images, info: dict, n: int) -> np.ndarray:
         images = images.detach().cpu().numpy()
     x = np.asarray(images)
     if x.ndim == 3:
-        x = x[:, None]
-    if x.ndim != 4 or len(x) == 0:
-        raise ConfigError(f"calibration images must be a non-empty (B, C, H, W) array, got shape {x.shape}")
-    x = x[:n] if n else x
-    x = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise ConfigError("calibration images hold NaN or inf")
+        x = x[:, None]   # (B, H, W): single-channel images
+    x = unit_images(x[:n] if x.ndim == 4 else x, "calibration images")
     want_c = info.get("in_channels")
     if want_c is not None and x.shape[1] != want_c:
         raise ConfigError(f"calibration images have {x.shape[1]} channels, the model takes {want_c}")

@@ -15,34 +15,52 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..util import atomic_write_text
+from ..validate import existing_file, int_range, output_folder, positive_int, seed_int
 from .render import HLS_DEFAULT, TOOL_VERSIONS, fit_hw, render_project
 
 
 def configure(p):
-    p.add_argument("artifact", nargs="?", type=Path, help="exported artifact (pesto export-to-fpga)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="project folder to write")
+    p.add_argument("artifact", nargs="?", type=existing_file, help="exported artifact (pesto export-to-fpga)")
+    p.add_argument("-o", "--output", type=output_folder, required=True, help="project folder to write")
     p.add_argument("--layer", action="append", default=[], metavar="SPEC",
                    help="layer configuration instead of (or besides) an artifact: table7, table7:stage2, "
                         "a JSON file or inline JSON (keys: out_channels, in_channels, in_h, in_w, kernel, "
                         "stride, padding, cg, nnz_groups | group_sparsity, relu, seed)")
-    p.add_argument("--images", type=int, default=1, help="artifact images whose layer inputs become test vectors")
-    p.add_argument("--lanes", type=int, default=HLS_DEFAULT.lanes, help="channels per PE group word")
-    p.add_argument("--num-pe", type=int, default=HLS_DEFAULT.num_pe, help="parallel PEs (output pixels)")
+    p.add_argument("--images", type=int_range(1, 1000), default=1,
+                   help="artifact images whose layer inputs become test vectors (1..1000, default 1)")
+    p.add_argument("--lanes", type=positive_int, default=HLS_DEFAULT.lanes,
+                   help="channels per PE group word: 4, 8, 16 or 32")
+    p.add_argument("--num-pe", type=positive_int, default=HLS_DEFAULT.num_pe,
+                   help="parallel PEs (output pixels): a power of two from 4 to 64")
     p.add_argument("--no-dense", action="store_true", help="test vectors with group skipping only")
-    p.add_argument("--seed", type=int, default=0, help="seed of synthetic layers and random images")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of synthetic layers and random images")
     p.add_argument("--csim", action="store_true", help="then build with g++ and run the C testbench here")
     p.add_argument("--network", action="store_true",
                    help="render the artifact's network engine: its network program (every sub-net) baked into a "
                         "per-model top, with the layer-mode engine inside (docs/hls.md)")
 
 
-def run(args) -> int:
-    from . import sources
-
+def validate(args) -> None:
+    """The command line alone (usage errors, exit 2): inputs given, a buildable engine, layer specs."""
+    from .render import check_hw
+    from .sources import parse_layer_spec
     if args.artifact is None and not args.layer:
         raise ConfigError("give an artifact (pesto hls MODEL.pesto -o DIR) or at least one --layer")
-    if args.images < 1:
-        raise ConfigError("--images must be at least 1")
+    check_hw(replace(HLS_DEFAULT, lanes=args.lanes, num_pe=args.num_pe))
+    for spec in args.layer:
+        parse_layer_spec(spec, args.seed)
+
+
+def run(args) -> int:
+    from ..util import claim_output
+    from . import sources
+
+    validate(args)
+    with claim_output(args.output):   # a second `pesto hls` into the same folder is refused
+        return _render(args, sources)
+
+
+def _render(args, sources) -> int:
     base = replace(HLS_DEFAULT, lanes=args.lanes, num_pe=args.num_pe)
     if args.network:
         return run_network(args, base)

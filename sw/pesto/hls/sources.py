@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import ConfigError, DatasetError
 from ..ir import TernaryConv
 from ..reference.layer import run_conv
+from ..validate import check_float, check_int
 from .vectors import layer_case
 
 FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -102,18 +103,29 @@ def parse_layer_spec(spec: str, seed: int = 0) -> list[tuple[TernaryConv, np.nda
         raise ConfigError(f"--layer {spec!r}: invalid JSON ({e})") from None
     out = []
     for i, d in enumerate(items if isinstance(items, list) else [items]):
+        where = f"--layer {spec!r} item {i}"
+        if not isinstance(d, dict) or not all(k in d for k in ("out_channels", "in_channels", "in_h", "in_w")):
+            raise ConfigError(f"{where}: needs integer out_channels, in_channels, in_h, in_w")
         try:
-            n, c, h, w = int(d["out_channels"]), int(d["in_channels"]), int(d["in_h"]), int(d["in_w"])
-        except (KeyError, TypeError, ValueError):
-            raise ConfigError(f"--layer {spec!r} item {i}: needs integer out_channels, in_channels, in_h, in_w")
-        k = int(d.get("kernel", 3))
-        s = int(d.get("seed", seed + i))
-        nnz = d.get("nnz_groups")
-        layer = make_layer(n, c, k, int(d.get("cg", 16)), nnz_groups=None if nnz is None else int(nnz),
-                           group_sparsity=None if nnz is not None else float(d.get("group_sparsity", 0.5)),
-                           in_group_density=float(d.get("in_group_density", 0.5)), stride=int(d.get("stride", 1)),
-                           padding=int(d.get("padding", k // 2)), relu=bool(d.get("relu", True)), seed=s,
-                           name=str(d.get("name", f"layer{i}")))
+            n, c, h, w = (check_int(d[k], k, 1, 1 << 16) for k in ("out_channels", "in_channels", "in_h", "in_w"))
+            k = check_int(d.get("kernel", 3), "kernel", 1, 3)
+            cg = check_int(d.get("cg", 16), "cg", 1, c)
+            nnz = d.get("nnz_groups")
+            nnz = None if nnz is None else check_int(nnz, "nnz_groups", 0, n * -(-c // cg))
+            gs = None if nnz is not None else check_float(d.get("group_sparsity", 0.5), "group_sparsity", 0.0, 1.0)
+            density = check_float(d.get("in_group_density", 0.5), "in_group_density", 0.0, 1.0, lo_open=True)
+            stride = check_int(d.get("stride", 1), "stride", 1, 2)
+            padding = check_int(d.get("padding", k // 2), "padding", 0, k // 2)
+            s = check_int(d.get("seed", seed + i), "seed", 0, 2**31 - 2)
+            relu = d.get("relu", True)
+            if not isinstance(relu, bool):
+                raise ConfigError(f"relu must be true or false, got {relu!r}")
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        if (h + 2 * padding - k) // stride + 1 < 1 or h + 2 * padding < k or w + 2 * padding < k:
+            raise ConfigError(f"{where}: a {k}x{k} kernel with padding {padding} does not fit a {h}x{w} input")
+        layer = make_layer(n, c, k, cg, nnz_groups=nnz, group_sparsity=gs, in_group_density=density, stride=stride,
+                           padding=padding, relu=relu, seed=s, name=str(d.get("name", f"layer{i}")))
         out.append((layer, random_input(c, h, w, seed=s + 1)))
     return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..util import atomic_write_text
+from ..validate import output_file
 from . import program
 from .regmap import render_verilog_header
 
@@ -14,8 +15,8 @@ PROGRAM_VH = RTL / "pesto_program.vh"
 
 
 def configure(p):
-    p.add_argument("--verilog", type=Path, default=DEFAULT_VH, help="where to write the register-map header")
-    p.add_argument("--program-verilog", type=Path, default=PROGRAM_VH,
+    p.add_argument("--verilog", type=output_file, default=DEFAULT_VH, help="where to write the register-map header")
+    p.add_argument("--program-verilog", type=output_file, default=PROGRAM_VH,
                    help="where to write the network-program header")
 
 

@@ -18,6 +18,7 @@ from .. import numerics
 from ..artifact import Artifact, Node
 from ..errors import ConfigError
 from ..ir import TernaryConv
+from ..validate import check_int, unit_images
 from .layer import run_conv
 
 ConvFn = Callable[[np.ndarray, TernaryConv], np.ndarray]
@@ -36,16 +37,13 @@ class Chain:
 def normalize(artifact: Artifact, images) -> np.ndarray:
     """Raw images -> the float32 tensor the network's first layer expects.
 
-    images: (B, C, H, W) or (C, H, W); uint8 (0..255) or float in [0, 1] (what ToTensor gives).
-    Applies the artifact's per-channel (x - mean) / std.
+    images: (B, C, H, W) or (C, H, W) of the artifact's input shape: uint8 pixels (0..255),
+    other integers holding pixels 0..255, or floats in [0, 1] (what ToTensor gives); anything
+    else (NaN, inf, out of range, wrong shape, empty) is a ConfigError saying what was expected
+    (``pesto.validate.unit_images``). Applies the artifact's per-channel (x - mean) / std.
     """
-    x = np.asarray(images)
-    if x.ndim == 3:
-        x = x[None]
     c, h, w = artifact.input_shape
-    if x.ndim != 4 or x.shape[1] != c:
-        raise ConfigError(f"images must be (batch, {c}, H, W) (the model's input is {c}x{h}x{w}), got {x.shape}")
-    x = x.astype(np.float32) / np.float32(255) if x.dtype == np.uint8 else x.astype(np.float32)
+    x = unit_images(images, f"images for this {c}x{h}x{w} model", c, (h, w))
     return (x - artifact.mean.reshape(1, -1, 1, 1)) / artifact.std.reshape(1, -1, 1, 1)
 
 
@@ -64,9 +62,7 @@ def run(artifact: Artifact, images, conv: ConvFn | None = None, trace: bool = Fa
     """
     conv = conv or run_conv
     artifact = select(artifact, subnet)
-    x = np.asarray(images, dtype=np.float32) if normalized else normalize(artifact, images)
-    if normalized and x.ndim == 3:
-        x = x[None]
+    x = _normalized(artifact, images) if normalized else normalize(artifact, images)
     by_name = {n.name: n for n in artifact.nodes}
     last_use = {}
     for i, node in enumerate(artifact.nodes):
@@ -109,6 +105,19 @@ def _chain_output(chain: Chain, x: np.ndarray, end: Node) -> np.ndarray:
     return y
 
 
+def _normalized(artifact: Artifact, images) -> np.ndarray:
+    """Already normalised float images: the right shape, finite."""
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim == 3:
+        x = x[None]
+    c, h, w = artifact.input_shape
+    if x.ndim != 4 or x.shape[1:] != (c, h, w) or len(x) == 0:
+        raise ConfigError(f"normalised images must be (batch >= 1, {c}, {h}, {w}) float32, got {x.shape}")
+    if not np.isfinite(x).all():
+        raise ConfigError("normalised images hold NaN or inf")
+    return x
+
+
 def select(artifact: Artifact, subnet=None) -> Artifact:
     """The plain artifact of sub-net ``subnet`` (index or name); a single-sub-net artifact as is."""
     if subnet is None:
@@ -123,7 +132,15 @@ def run_batched(artifact: Artifact, images, conv: ConvFn | None = None, batch_si
                 progress: bool = False, subnet=None) -> np.ndarray:
     """Logits of raw images, in batches of ``batch_size`` (``run`` on each)."""
     artifact = select(artifact, subnet)
-    images = np.asarray(images)
+    batch_size = check_int(batch_size, "batch_size", 1)
+    try:
+        images = np.asarray(images)
+    except (ValueError, TypeError):
+        normalize(artifact, images)   # raises, saying what was expected
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or len(images) == 0:
+        normalize(artifact, images)   # raises, saying what was expected
     batches = range(0, len(images), batch_size)
     if progress:
         from tqdm import tqdm

@@ -36,14 +36,14 @@ import numpy as np
 from ..errors import ConfigError, HardwareError
 from .build import Harness, build_harness
 
-ABI = 2
+ABI = 3   # 3: transfers watch a status register
 PERIOD_NS = 10                     # 100 MHz: the fabric clock the cycle figures assume
 RESET_CYCLES = 8                   # aresetn low, as the cocotb server holds it
 REG_MAX_CYCLES = 10_000            # one AXI4-Lite access (the cocotb server's limit)
 DEFAULT_MAX_CYCLES = 50_000_000    # one transfer: far above any supported layer, far below forever
 
 # Result.status (fastsim.cpp)
-OK, CYCLE_LIMIT, WALL_LIMIT, EARLY_TLAST, FATAL, BAD_ARG, DEAD = range(7)
+OK, CYCLE_LIMIT, WALL_LIMIT, EARLY_TLAST, FATAL, BAD_ARG, DEAD, ENGINE_ERROR = range(8)
 # Result.pending bits: what the call still waited for
 PENDING = {1: "AWREADY", 2: "WREADY", 4: "BVALID", 8: "ARREADY", 16: "RVALID"}
 P_SRC, P_TLAST = 32, 64
@@ -78,7 +78,7 @@ def _load(path: Path) -> ctypes.CDLL:
                 ("fastsim_reset", i32, [vp, i32, res]),
                 ("fastsim_write", i32, [vp, u32, u32, u64, dbl, res]),
                 ("fastsim_read", i32, [vp, u32, u64, dbl, res]),
-                ("fastsim_transfer", i32, [vp, words, u64, words, u64, i32, u64, dbl, res]),
+                ("fastsim_transfer", i32, [vp, words, u64, words, u64, i32, u64, dbl, u32, u32, res]),
                 ("fastsim_run", i32, [vp, u64, res]),
                 ("fastsim_noise", None, [vp, dbl, dbl, u64]),
                 ("fastsim_cycles", u64, [vp])):
@@ -99,7 +99,10 @@ class FastSim:
     max_cycles: the simulated-cycle budget of one transfer; idle/backpressure: probability of
     an idle cycle on s_axis / a stalled cycle on m_axis, randomised with ``seed`` (which also
     seeds Verilator's random initial values); lock_timeout_s: how long a call waits for another
-    thread's call on the same bus before it gives up with a HardwareError.
+    thread's call on the same bus before it gives up with a HardwareError; watch_status: read
+    the pesto engine's STATUS.ERR_CODE beside a transfer's streams (every 4096 cycles), so a run
+    the engine refuses -- it sends no output then -- ends at once instead of after the budget
+    (default: on for the pesto_accel top).
     """
 
     simulator = "verilator"
@@ -108,7 +111,7 @@ class FastSim:
     def __init__(self, parameters: Mapping[str, object] | None = None, timeout_s: float = 600.0, *,
                  max_cycles: int = DEFAULT_MAX_CYCLES, idle: float = 0.0, backpressure: float = 0.0,
                  seed: int = 0, sources: Sequence[Path] | None = None, toplevel: str = "pesto_accel",
-                 lock_timeout_s: float = 120.0):
+                 lock_timeout_s: float = 120.0, watch_status: bool | None = None):
         _check_noise(idle, backpressure)
         if max_cycles <= 0 or timeout_s <= 0 or lock_timeout_s < 0:
             raise ConfigError("max_cycles and timeout_s must be positive, lock_timeout_s not negative")
@@ -119,6 +122,8 @@ class FastSim:
         self.sources = sources
         self.toplevel = toplevel
         self.lock_timeout_s = float(lock_timeout_s)
+        self.watch = _status_watch() if (toplevel == "pesto_accel" if watch_status is None else watch_status) \
+            else (0, 0)
         self.period_ns = PERIOD_NS
         self.cycles = 0                 # clock cycles simulated so far (updated by every call)
         self.last_transfer_cycles = 0   # cycles of the last transfer, first beat queued to TLAST
@@ -213,7 +218,7 @@ class FastSim:
         out = np.zeros(max(n_out, 1), dtype=np.uint64)
         ptr = ctypes.POINTER(ctypes.c_uint64)
         r = self._call("fastsim_transfer", words.ctypes.data_as(ptr), words.size, out.ctypes.data_as(ptr), n_out,
-                       int(n_out > 0), budget, float(timeout_s), what="a transfer", check=False)
+                       int(n_out > 0), budget, float(timeout_s), *self.watch, what="a transfer", check=False)
         self.last_transfer_cycles = int(r.cycles)
         if r.status == OK and (n_out == 0 or r.received == n_out):
             return out[:n_out]
@@ -290,6 +295,13 @@ def _check_noise(idle: float, backpressure: float) -> None:
             raise ConfigError(f"{name} probability {p} must be in [0, 1)")
 
 
+def _status_watch() -> tuple[int, int]:
+    """(offset, mask) of the pesto engine's STATUS.ERR_CODE."""
+    from ..hwspec import REGMAP
+    lsb, msb = REGMAP["STATUS"].fields["ERR_CODE"]
+    return REGMAP.offset("STATUS"), ((1 << (msb - lsb + 1)) - 1) << lsb
+
+
 def _transfer_failure(r: Result, n_in: int, n_out: int, budget: int, timeout_s: float) -> str:
     """The HardwareError message of a failed transfer: what ended it and how far each stream got."""
     inp = (f"s_axis accepted {r.accepted} of {n_in} words" +
@@ -297,6 +309,12 @@ def _transfer_failure(r: Result, n_in: int, n_out: int, budget: int, timeout_s: 
     outp = f"m_axis delivered {r.received} of {n_out} words" + (
         f" (nothing for the last {r.m_silent} cycles)" if r.m_silent and r.received < max(n_out, 1) else "")
     consumed = "fully" if r.accepted == n_in else "not fully"
+    if r.status == ENGINE_ERROR:
+        from ..hwspec import REGMAP
+        err = REGMAP["STATUS"].field(int(r.value), "ERR_CODE")
+        return (f"no complete output stream (TLAST): the engine reports STATUS.ERR_CODE "
+                f"{REGMAP.error_names.get(err, err)} after {r.cycles} cycles and sends no output; the input "
+                f"stream was {consumed} accepted: {inp}, {outp}")
     if r.status == EARLY_TLAST:
         return (f"the output stream ended (TLAST) before the input stream was accepted: {inp}, "
                 f"{r.received} words out")

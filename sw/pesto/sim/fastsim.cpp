@@ -50,7 +50,10 @@ enum Status : int32_t {
     FATAL = 4,         // the model called $fatal/$stop/$finish or Verilator stopped it
     BAD_ARG = 5,       // an offset or value outside the port's width
     DEAD = 6,          // an earlier FATAL: the model cannot go on
+    ENGINE_ERROR = 7,  // the watched status register shows an error: the engine sends no output
 };
+
+constexpr uint64_t WATCH_CYCLES = 4096;  // a transfer reads the watched register this often
 
 // What the host is waiting for, reported as a bit mask in Result.pending.
 enum Pending : uint32_t {
@@ -174,9 +177,12 @@ public:
     }
 
     // Send n_in words (TLAST on the last) while receiving into out[0..cap) until TLAST; with
-    // cap == 0 and no output expected (expect_out false), until the input is accepted.
+    // cap == 0 and no output expected (expect_out false), until the input is accepted. With a
+    // watch_mask, an AXI4-Lite read of watch_addr runs beside the streams every WATCH_CYCLES
+    // cycles, and bits of watch_mask set in it end the transfer (ENGINE_ERROR, value = the read).
     void transfer(const uint64_t* in, uint64_t n_in, uint64_t* out, uint64_t cap, bool expect_out,
-                  uint64_t max_cycles, double timeout_s, Result& r) {
+                  uint64_t max_cycles, double timeout_s, uint32_t watch_addr, uint32_t watch_mask,
+                  Result& r) {
         begin(max_cycles, timeout_s);
         src_ = in;
         src_n_ = n_in;
@@ -190,11 +196,34 @@ public:
         silent_ = 0;
         stalled_ = 0;
         uint32_t pending = 0;
+        int watch = 0;  // 0: no read running, 1: address phase, 2: data phase
+        uint64_t next_watch = cycles_ + WATCH_CYCLES;
+        bool engine_error = false;
         for (;;) {
             pending = (src_accepted_ < src_n_ ? P_SRC : 0) | (expect_out && !sink_last_ ? P_TLAST : 0);
             if (!pending) break;
             if (sink_last_ && src_accepted_ < src_n_) { r.status = EARLY_TLAST; break; }
-            step();
+            if (!watch_mask) {
+                step();
+            } else {
+                const bool ar = top_->s_axil_arvalid && top_->s_axil_arready;
+                const bool rd = top_->s_axil_rvalid && top_->s_axil_rready;
+                const uint32_t data = top_->s_axil_rdata;
+                step_edge();
+                if (watch == 1 && ar) { top_->s_axil_arvalid = 0; watch = 2; }
+                if (watch == 2 && rd) {  // the data may come with the address handshake (as read() allows)
+                    watch = 0;
+                    next_watch = cycles_ + WATCH_CYCLES;
+                    if (data & watch_mask) { r.value = data; engine_error = true; }
+                }
+                if (watch == 0 && !engine_error && cycles_ >= next_watch) {
+                    top_->s_axil_araddr = watch_addr;
+                    top_->s_axil_arvalid = 1;
+                    watch = 1;
+                }
+                step_settle();
+                if (engine_error) { r.status = ENGINE_ERROR; break; }
+            }
             if (over(r)) {
                 pending = (src_accepted_ < src_n_ ? P_SRC : 0) | (expect_out && !sink_last_ ? P_TLAST : 0);
                 if (!pending) r.status = OK;  // it completed on the last allowed cycle
@@ -208,6 +237,15 @@ public:
         src_abort();
         sink_on_ = false;
         sink_ = nullptr;
+        for (int i = 0; watch && i < 64; ++i) {  // complete a watch read still open: the next access starts clean
+            const bool ar = top_->s_axil_arvalid && top_->s_axil_arready;
+            const bool rd = top_->s_axil_rvalid && top_->s_axil_rready;
+            step_edge();
+            if (watch == 1 && ar) { top_->s_axil_arvalid = 0; watch = 2; }
+            if (watch == 2 && rd) watch = 0;
+            step_settle();
+        }
+        if (watch) { top_->s_axil_arvalid = 0; top_->eval(); }
         finish(r, r.status == OK ? 0 : pending);
     }
 
@@ -371,7 +409,7 @@ void vl_fatal(const char* filename, int linenum, const char* hier, const char* m
 
 // -- the C API (ctypes) ------------------------------------------------------------------------
 
-API int32_t fastsim_abi() { return 2; }
+API int32_t fastsim_abi() { return 3; }
 
 API const char* fastsim_ports() { return FASTSIM_PORTS; }
 
@@ -426,9 +464,12 @@ API int32_t fastsim_read(void* h, uint32_t offset, uint64_t max_cycles, double t
 }
 
 API int32_t fastsim_transfer(void* h, const uint64_t* in, uint64_t n_in, uint64_t* out, uint64_t cap,
-                             int32_t expect_out, uint64_t max_cycles, double timeout_s, Result* r) {
+                             int32_t expect_out, uint64_t max_cycles, double timeout_s, uint32_t watch_addr,
+                             uint32_t watch_mask, Result* r) {
     Sim* s = static_cast<Sim*>(h);
-    return guarded(s, r, [&] { s->transfer(in, n_in, out, cap, expect_out != 0, max_cycles, timeout_s, *r); });
+    return guarded(s, r, [&] {
+        s->transfer(in, n_in, out, cap, expect_out != 0, max_cycles, timeout_s, watch_addr, watch_mask, *r);
+    });
 }
 
 API int32_t fastsim_run(void* h, uint64_t cycles, Result* r) {

@@ -10,8 +10,10 @@ The host builds the RTL once per (simulator, parameters) (pesto.sim.build), then
 simulator running the cocotb test sim/serve.py, which connects back over an AF_UNIX socket and
 serves register reads/writes and stream transfers on the DUT's real AXI ports until closed.
 One simulator serves any number of layers. Anything that goes wrong (a timeout in simulated
-cycles or wall seconds, a malformed output stream, the simulator dying) becomes a
-HardwareError naming what happened, with the simulator's log tail when it died.
+cycles or wall seconds, a malformed output stream, the simulator dying or freezing) becomes a
+HardwareError naming what happened, with the simulator's log tail when it died. Every request
+has a deadline (``request_timeout_s`` for register accesses, the transfer's own limit plus a
+margin for streams); requests from several threads are serialised (``lock``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -37,6 +40,8 @@ from .build import SIMULATORS, build, build_dir_for, run
 
 SERVE_MODULE = "serve"
 DEFAULT_MAX_CYCLES = 50_000_000   # per transfer: far above any supported layer, far below forever
+REQUEST_TIMEOUT_S = 30.0          # one register access (or reset, noise, cycles): milliseconds when alive
+TRANSFER_MARGIN_S = 30.0          # a transfer's reply may come this long after its own wall limit
 LOG_TAIL_LINES = 40
 
 
@@ -63,15 +68,20 @@ class SimAccelerator:
 
     simulator: "verilator" (fast) or "icarus"; parameters: the top's Verilog parameters
     (default: the PYNQ-Z1 configuration); timeout_s: wall seconds allowed for building and
-    starting the simulator and for one register access; max_cycles: simulated-cycle limit of
+    starting the simulator; request_timeout_s: wall seconds one register access may take (a
+    frozen simulator is then stopped and reported); max_cycles: simulated-cycle limit of
     one transfer; idle/backpressure: probability of an idle cycle on the input stream / a
-    stalled cycle on the output stream (randomised with ``seed``; for tests).
+    stalled cycle on the output stream (randomised with ``seed``; for tests); watch_status:
+    poll the pesto engine's STATUS.ERR_CODE during a transfer, so a run the engine refuses
+    (it sends no output then) is reported at once rather than after the transfer's timeout
+    (default: on for the pesto_accel top).
     """
 
     def __init__(self, simulator: str = "verilator", parameters: Mapping[str, object] | None = None,
                  timeout_s: float = 600.0, *, max_cycles: int = DEFAULT_MAX_CYCLES, idle: float = 0.0,
                  backpressure: float = 0.0, seed: int = 0, sources: Sequence[Path] | None = None,
-                 toplevel: str = "pesto_accel", waves: bool = False, verbose: bool = False):
+                 toplevel: str = "pesto_accel", waves: bool = False, verbose: bool = False,
+                 request_timeout_s: float = REQUEST_TIMEOUT_S, watch_status: bool | None = None):
         if simulator not in SIMULATORS:
             raise ConfigError(f"simulator {simulator!r} unknown; use one of {SIMULATORS}")
         for name, p in (("idle", idle), ("backpressure", backpressure)):
@@ -79,7 +89,13 @@ class SimAccelerator:
                 raise ConfigError(f"{name} probability {p} must be in [0, 1)")
         self.simulator = simulator
         self.parameters = dict(parameters or {})
+        for name, t in (("timeout_s", timeout_s), ("request_timeout_s", request_timeout_s)):
+            if not (isinstance(t, (int, float)) and 0 < t < float("inf")):
+                raise ConfigError(f"{name} must be a positive number of seconds, got {t!r}")
         self.timeout_s = float(timeout_s)
+        self.request_timeout_s = float(request_timeout_s)
+        self.watch_status = toplevel == "pesto_accel" if watch_status is None else bool(watch_status)
+        self.lock = threading.RLock()   # one request (and, through driver.protocol.bus_lock, one run) at a time
         self.max_cycles = int(max_cycles)
         self.noise = (float(idle), float(backpressure), int(seed))
         self.sources = sources
@@ -110,6 +126,10 @@ class SimAccelerator:
 
     def open(self) -> "SimAccelerator":
         """Build (or reuse) the model, start the simulator and wait for it to connect."""
+        with self.lock:
+            return self._open()
+
+    def _open(self) -> "SimAccelerator":
         if self.is_open:
             return self
         t0 = time.monotonic()
@@ -169,6 +189,10 @@ class SimAccelerator:
 
     def close(self) -> None:
         """End the simulation (the cocotb test returns, the simulator exits)."""
+        with self.lock:
+            self._close()
+
+    def _close(self) -> None:
         sock, proc = self._sock, self._proc
         self._sock = None
         if sock is not None:
@@ -199,39 +223,58 @@ class SimAccelerator:
         tail = _log_tail(self.log_path) if self.log_path else ""
         raise HardwareError(f"{what}; log {self.log_path}, last lines:\n{tail}")
 
+    def _exit_code(self) -> int | None:
+        """The simulator's exit status once it is gone (None: still running after 10 s; _fail kills it)."""
+        try:
+            return self._proc.wait(timeout=10.0) if self._proc else None
+        except subprocess.TimeoutExpired:
+            return None
+
     # -- requests -------------------------------------------------------------------------
     def _receive(self, timeout_s: float, what: str) -> tuple[dict, bytes]:
         self._sock.settimeout(timeout_s)
         try:
             header, payload = wire.recv(self._sock)
         except socket.timeout:
-            self._fail(f"the simulation did not answer within {timeout_s:g} s while {what}")
+            self._fail(f"the {self.simulator} simulation did not answer within {timeout_s:g} s while {what} "
+                       f"(frozen or overloaded); it was stopped")
         except (wire.WireClosed, OSError, ValueError) as e:
-            code = self._proc.wait(timeout=10.0) if self._proc else None
-            self._fail(f"the {self.simulator} simulation died (exit code {code}) while {what}: {e}", kill=True)
+            self._fail(f"the {self.simulator} simulation died (exit code {self._exit_code()}) while {what}: {e}",
+                       kill=True)
         self.cycles = int(header.get("cycles", self.cycles))
         return header, payload
 
-    def _request(self, header: dict, payload: bytes = b"", timeout_s: float | None = None) -> tuple[dict, bytes]:
+    def _request(self, header: dict, payload: bytes = b"", timeout_s: float | None = None,
+                 what: str | None = None) -> tuple[dict, bytes]:
+        with self.lock:
+            return self._exchange(header, payload, timeout_s, what)
+
+    def _exchange(self, header: dict, payload: bytes, timeout_s: float | None, what: str | None) -> tuple[dict, bytes]:
         if not self.is_open:
             if self._died:
                 raise HardwareError(f"the simulation is not running any more: {self._died}")
             raise HardwareError("the simulation is not running: use `with SimAccelerator(...) as bus:` or open()")
-        what = f"serving {header['op']}"
+        what = what or f"serving {header['op']}"
+        self._sock.settimeout(self.request_timeout_s if timeout_s is None else timeout_s)
         try:
             wire.send(self._sock, header, payload)
+        except socket.timeout:
+            self._fail(f"the {self.simulator} simulation took no request within "
+                       f"{self._sock.gettimeout():g} s while {what} (frozen or overloaded); it was stopped")
         except OSError as e:
-            self._fail(f"the {self.simulator} simulation is gone ({e}) before {what}")
-        reply, data = self._receive(self.timeout_s if timeout_s is None else timeout_s, what)
+            self._fail(f"the {self.simulator} simulation died (exit code {self._exit_code()}) before {what}: {e}")
+        reply, data = self._receive(self.request_timeout_s if timeout_s is None else timeout_s, what)
         if not reply.get("ok"):
             raise HardwareError(f"simulation {header['op']}: {reply.get('message', reply)}")
         return reply, data
 
     def read(self, offset: int) -> int:
-        return int(self._request({"op": "read", "offset": int(offset)})[0]["value"])
+        return int(self._request({"op": "read", "offset": int(offset)},
+                                 what=f"reading register {_register(offset, self.toplevel)}")[0]["value"])
 
     def write(self, offset: int, value: int) -> None:
-        self._request({"op": "write", "offset": int(offset), "value": int(value) & 0xFFFFFFFF})
+        self._request({"op": "write", "offset": int(offset), "value": int(value) & 0xFFFFFFFF},
+                      what=f"writing register {_register(offset, self.toplevel)}")
 
     def transfer(self, words: np.ndarray, n_out: int, timeout_s: float = 60.0,
                  max_cycles: int | None = None) -> np.ndarray:
@@ -244,7 +287,13 @@ class SimAccelerator:
         words = np.ascontiguousarray(words, dtype="<u8")
         header = {"op": "transfer", "n_out": int(n_out), "timeout_s": float(timeout_s),
                   "max_cycles": int(self.max_cycles if max_cycles is None else max_cycles)}
-        reply, data = self._request(header, words.tobytes(), timeout_s=timeout_s + 30.0)
+        if self.watch_status:
+            from ..hwspec import REGMAP
+            lo, hi = REGMAP["STATUS"].fields["ERR_CODE"]
+            header["watch"] = {"offset": REGMAP.offset("STATUS"), "mask": ((1 << (hi - lo + 1)) - 1) << lo,
+                               "name": "STATUS.ERR_CODE", "codes": {str(v): k for k, v in REGMAP.error_codes.items()}}
+        reply, data = self._request(header, words.tobytes(), timeout_s=timeout_s + TRANSFER_MARGIN_S,
+                                    what=f"streaming {len(words)} words in and {n_out} out")
         self.last_transfer_cycles = int(reply["transfer_cycles"])
         return np.frombuffer(data, dtype="<u8").astype(np.uint64)
 
@@ -260,6 +309,16 @@ class SimAccelerator:
     def now(self) -> int:
         """Clock cycles simulated so far."""
         return self._request({"op": "cycles"})[0]["cycles"]
+
+
+def _register(offset: int, toplevel: str) -> str:
+    """0x30 (STATUS) for the pesto engine, 0x30 for anything else."""
+    if toplevel == "pesto_accel":
+        from ..hwspec import REGMAP
+        for r in REGMAP.registers.values():
+            if r.offset == offset:
+                return f"0x{offset:02X} ({r.name})"
+    return f"0x{offset:02X}"
 
 
 def _cleanup(proc: subprocess.Popen | None, sock: socket.socket | None, tmp: str | None) -> None:

@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -111,18 +114,41 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **fields) -> dict
     return ckpt
 
 
+def torch_load(path: str | os.PathLike, what: str = "checkpoint"):
+    """``torch.load(path, weights_only=True)``, the only way pesto reads a torch file; every failure
+    is a CheckpointError. A file refused because it holds Python objects says so, with torch's
+    explanation in full (it names the object)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} does not exist" if not path.exists() else
+                              f"{what} {path} is not a regular file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()   # torch's message, without its terminal bold
+        found = re.findall(r"GLOBAL ([\w.]+)", text)
+        if found:
+            raise CheckpointError(
+                f"{what} {path} was refused: it holds Python objects beyond tensors and plain values (it "
+                f"references {', '.join(dict.fromkeys(found))}), which pesto never unpickles (a file `pesto train` "
+                f"wrote never holds any). Do not load it with weights_only=False unless you wrote it yourself. "
+                f"torch.load(weights_only=True) says:\n{text}") from e
+        why = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+        raise CheckpointError(f"{what} {path} is corrupt, truncated or not a PyTorch file (loaded safely with "
+                              f"weights_only=True): {why.group(1).strip() if why else text}") from e
+    except Exception as e:  # zip/pickle errors of every kind mean the same thing to the user
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{what} {path} is corrupt, truncated or not a PyTorch file "
+                              f"(loaded safely with weights_only=True): {first[:300]}") from e
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read and validate a checkpoint; every problem is a CheckpointError that says what is wrong."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist; train one with `pesto train` "
                               f"or use the embedded one (pesto.train.checkpoint.default_checkpoint_path())")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # zip/pickle errors of every kind mean the same thing to the user
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"checkpoint {path} is corrupt, truncated or not a PyTorch file "
-                              f"(loaded safely with weights_only=True): {first[:200]}") from e
+    ckpt = torch_load(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a pesto checkpoint (no format={FORMAT!r} key); "
                               f"pesto writes its checkpoints with `pesto train`")
@@ -132,14 +158,71 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}; it is incomplete")
-    if ckpt["quant"].get("mode") not in MODES:
-        raise CheckpointError(f"{path}: unknown quantization mode {ckpt['quant'].get('mode')!r}")
+    check_fields(ckpt, str(path))
     want = ckpt.get("state_sha256")
     if want is not None and state_checksum(ckpt["state_dict"]) != want:
         raise CheckpointError(f"{path}: the weights do not match their checksum; the file is corrupt "
                               f"(re-copy it or re-train)")
     ckpt["path"] = str(path)
     return ckpt
+
+
+def check_fields(ckpt: dict, where: str = "checkpoint") -> None:
+    """Every field a checkpoint holds, of the type and range make_checkpoint writes."""
+    def bad(field: str, want: str, got) -> CheckpointError:
+        shown = repr(got) if isinstance(got, (bool, int, float, str, type(None))) else type(got).__name__
+        return CheckpointError(f"{where}: field {field} must be {want}, got {shown[:80]}; the file is not one "
+                               f"`pesto train` wrote (or it was edited)")
+
+    def is_int(v, lo=0):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+    def obj(field: str, v, keys=()):
+        if not isinstance(v, dict):
+            raise bad(field, "a dict", v)
+        for k in keys:
+            if k not in v:
+                raise CheckpointError(f"{where}: field {field} lacks {k!r}; it is incomplete")
+        return v
+
+    m = obj("model", ckpt["model"], ("name", "in_channels", "num_classes", "input_size"))
+    if not isinstance(m["name"], str):
+        raise bad("model.name", "a string", m["name"])
+    for k in ("in_channels", "num_classes", "input_size"):
+        if not is_int(m[k], 1):
+            raise bad(f"model.{k}", "a positive integer", m[k])
+    q = obj("quant", ckpt["quant"], ("mode",))
+    if q["mode"] not in MODES:
+        raise CheckpointError(f"{where}: unknown quantization mode {q['mode']!r}")
+    if "cg" in q and not is_int(q["cg"], 1):
+        raise bad("quant.cg", "a positive integer", q["cg"])
+    if "keep_first_last" in q and not isinstance(q["keep_first_last"], bool):
+        raise bad("quant.keep_first_last", "true or false", q["keep_first_last"])
+    overrides = obj("quant.cg_overrides", q.get("cg_overrides") or {})
+    if not all(isinstance(k, str) and is_int(v, 1) for k, v in overrides.items()):
+        raise bad("quant.cg_overrides", "a dict of layer name -> positive integer", overrides)
+    d = obj("data", ckpt["data"], ("dataset", "mean", "std"))
+    if not isinstance(d["dataset"], str):
+        raise bad("data.dataset", "a string", d["dataset"])
+    for k in ("mean", "std"):
+        v = d[k]
+        if not (isinstance(v, (list, tuple)) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                           and math.isfinite(x) for x in v)):
+            raise bad(f"data.{k}", "a non-empty list of finite numbers", v)
+    if len(d["mean"]) != len(d["std"]) or min(d["std"]) <= 0:
+        raise CheckpointError(f"{where}: data.mean/std must have one value per channel each, std > 0; got "
+                              f"{d['mean']} / {d['std']}")
+    state = obj("state_dict", ckpt["state_dict"])
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise bad("state_dict", "a dict of name -> tensor", state)
+    if not is_int(ckpt["epoch"]):
+        raise bad("epoch", "a non-negative integer", ckpt["epoch"])
+    for key, kind in (("state_sha256", str), ("optimizer", dict), ("scheduler", dict), ("history", list),
+                      ("args", dict)):
+        if ckpt.get(key) is not None and not isinstance(ckpt[key], kind):
+            raise bad(key, f"a {kind.__name__} (or absent)", ckpt[key])
+    if not all(isinstance(h, dict) for h in ckpt.get("history") or []):
+        raise bad("history", "a list of dicts, one per epoch", ckpt["history"])
 
 
 def build_from_config(model_cfg: dict, quant: dict) -> nn.Module:

@@ -8,85 +8,104 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+from pathlib import Path
 
-from ..errors import ConfigError
 from ..prune import MODES
+from ..validate import (data_folder, existing_file, finite_float, nonnegative_float, nonnegative_int, output_file,
+                        output_folder, positive_float, positive_int, seed_int)
 from .recipes import RECIPES, recipe
 
 
 def _cg_override(text: str) -> tuple[str, int]:
     name, sep, value = text.rpartition("=")
-    if not sep or not name or not value.isdigit():
-        raise argparse.ArgumentTypeError(f"expected LAYER=CG (e.g. layer1.0.conv1=8), got {text!r}")
+    if not sep or not name or not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected LAYER=CG with CG >= 1 (e.g. layer1.0.conv1=8), got {text!r}")
     return name, int(value)
 
 
 def _int_list(text: str) -> list[int]:
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated epochs (e.g. 80,120), got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated epochs (e.g. 80,120), got {text!r}") from None
+    if any(v < 1 for v in values) or any(b <= a for a, b in zip(values, values[1:])):
+        raise argparse.ArgumentTypeError(f"expected increasing epochs >= 1 (e.g. 80,120), got {text!r}")
+    return values
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    from ..data.datasets import DATASETS
+    from ..models import MODELS
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = "recipes:\n" + "\n".join(
         f"  {name:13s} " + ", ".join(f"{k}={v}" for k, v in r.items()) for name, r in RECIPES.items())
     a = p.add_argument
-    a("--recipe", default="fmnist-quick", help="named settings to start from (default: fmnist-quick)")
+    a("--recipe", default="fmnist-quick", choices=RECIPES, metavar="RECIPE",
+      help=f"named settings to start from: {', '.join(RECIPES)} (default: fmnist-quick)")
     a("--mode", choices=MODES, help="fp: float; tern: ternary; prune: float + group lasso; "
                                     "naive: ternary + group lasso; wpc: ternary + weight penalty clipping")
-    a("--model", help="resnet20/32/44/56, resnet18, alexnet")
-    a("--dataset", help="fashion-mnist, cifar10, imagenet")
-    a("--data-root", help="folder holding the dataset (default: the system folder / $PESTO_DATA_ROOT)")
-    a("--epochs", type=int)
-    a("--batch-size", type=int)
+    a("--model", choices=MODELS, metavar="MODEL", help=", ".join(MODELS))
+    a("--dataset", choices=DATASETS, metavar="DATASET", help=", ".join(DATASETS))
+    a("--data-root", type=data_folder,
+      help="folder holding the dataset; only this folder is searched (default: $PESTO_DATA_ROOT, else the "
+           "system folder)")
+    a("--epochs", type=positive_int)
+    a("--batch-size", type=positive_int)
     a("--optimizer", choices=("sgd", "adam"))
-    a("--lr", type=float, help="initial learning rate")
-    a("--momentum", type=float)
-    a("--weight-decay", type=float)
-    a("--milestones", type=_int_list, help="epochs where the lr is multiplied by --gamma, e.g. 80,120")
-    a("--gamma", type=float)
-    a("--lambda", dest="lam", type=float, help="group-lasso / WPC weight lambda (eq 2.4-2.6)")
-    a("--a", type=float, help="WPC threshold coefficient a (eq 2.7)")
-    a("--cg", type=int, help="PE group size Cg (input channels per group)")
+    a("--lr", type=positive_float, help="initial learning rate (> 0)")
+    a("--momentum", type=finite_float(0.0, 1.0, hi_open=True), help="SGD momentum in [0, 1)")
+    a("--weight-decay", type=nonnegative_float)
+    a("--milestones", type=_int_list, help="increasing epochs where the lr is multiplied by --gamma, e.g. 80,120")
+    a("--gamma", type=finite_float(0.0, 1.0, lo_open=True), help="lr factor at each milestone, in (0, 1]")
+    a("--lambda", dest="lam", type=nonnegative_float, help="group-lasso / WPC weight lambda >= 0 (eq 2.4-2.6)")
+    a("--a", type=positive_float, help="WPC threshold coefficient a > 0 (eq 2.7)")
+    a("--cg", type=positive_int, help="PE group size Cg (input channels per group)")
     a("--cg-override", action="append", type=_cg_override, metavar="LAYER=CG",
       help="per-layer Cg, repeatable")
     a("--float-first-last", dest="keep_first_last", action="store_true", default=None,
       help="keep the first and last layer in float (default)")
     a("--compress-first-last", dest="keep_first_last", action="store_false",
       help="ternarize/prune the first and last layer too")
-    a("--subset", type=int, help="train on a fixed random subset of this many images")
-    a("--test-subset", type=int, help="evaluate on a fixed random subset of the test split")
-    a("--steps-per-epoch", type=int, help="cap the optimisation steps per epoch")
+    a("--subset", type=positive_int, help="train on a fixed random subset of this many images (at least one batch)")
+    a("--test-subset", type=positive_int, help="evaluate on a fixed random subset of the test split")
+    a("--steps-per-epoch", type=positive_int,
+      help="cap the optimisation steps per epoch (>= 1; omit it for whole epochs)")
     a("--augment", dest="augment", action="store_true", default=None, help="random crop + flip")
     a("--no-augment", dest="augment", action="store_false")
-    a("--workers", type=int, help="data loader processes")
-    a("--seed", type=int)
-    a("--out", help="checkpoint path, written after every epoch (default: runs/<mode>.pt)")
-    a("--resume", action="store_true", default=None, help="continue the run in --out where it stopped")
-    a("--init", help="start from the weights of this checkpoint (e.g. a float model)")
-    a("--plots", help="folder for the figures (sparsity over epochs, kernels, histogram)")
-    a("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
-    a("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
+    a("--workers", type=nonnegative_int, help="data loader processes (0: load in the main process)")
+    a("--seed", type=seed_int, help="random seed, 0..2^31-1")
+    a("--out", type=output_file, help="checkpoint path, written after every epoch (default: runs/<mode>.pt)")
+    a("--resume", action="store_true", default=None,
+      help="continue the run in --out where it stopped (a missing --out starts the run)")
+    a("--init", type=existing_file, help="start from the weights of this checkpoint (e.g. a float model)")
+    a("--plots", type=output_folder, help="folder for the figures (sparsity over epochs, kernels, histogram)")
+    a("--threads", type=positive_int, help="torch CPU threads (default: torch's choice; 1 on a busy machine)")
+    a("--device", help="cpu, cuda, cuda:1 (default: cuda if available); refused if this machine lacks it")
     a("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
-    a("--summary-json", help="also write the final metrics to this JSON file")
+    a("--summary-json", type=output_file, help="also write the final metrics to this JSON file")
 
 
 def config_from_args(args: argparse.Namespace):
     from .loop import TrainConfig
     cfg = recipe(args.recipe)
-    skip = {"recipe", "command", "_module", "cg_override", "summary_json"}
+    skip = {"recipe", "command", "_module", "cg_override", "summary_json", "_config"}
     for k, v in vars(args).items():
         if k not in skip and v is not None:
-            cfg[k] = v
+            cfg[k] = str(v) if isinstance(v, Path) else v
     if args.cg_override:
         cfg["cg_overrides"] = dict(args.cg_override)
     cfg.setdefault("mode", "wpc")
     cfg.setdefault("out", f"runs/{cfg['model']}_{cfg['dataset']}_{cfg['mode']}.pt")
     return TrainConfig.from_dict(cfg)
+
+
+def validate(args: argparse.Namespace) -> None:
+    """The whole training configuration, checked before any data is read (usage errors, exit 2)."""
+    args._config = config_from_args(args)
 
 
 def summary(ckpt: dict) -> dict:
@@ -97,28 +116,28 @@ def summary(ckpt: dict) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..util import claim_output
     from .loop import train
-    cfg = config_from_args(args)
-    ckpt = train(cfg)
-    if ckpt:
-        s = summary(ckpt)
-        print(json.dumps(s, indent=1))
-        if args.summary_json:
-            from ..util import atomic_write_text
-            atomic_write_text(args.summary_json, json.dumps(s, indent=1) + "\n")
+    cfg = getattr(args, "_config", None) or config_from_args(args)
+    rank0 = int(os.environ.get("RANK", "0")) == 0   # under torchrun only rank 0 writes
+    with contextlib.ExitStack() as claims:
+        for path in (cfg.out, args.summary_json) if rank0 else ():
+            if path:
+                claims.enter_context(claim_output(path))   # a second run on the same --out is refused
+        ckpt = train(cfg)
+        if ckpt:
+            s = summary(ckpt)
+            print(json.dumps(s, indent=1))
+            if args.summary_json:
+                from ..util import atomic_write_text
+                atomic_write_text(args.summary_json, json.dumps(s, indent=1) + "\n")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point for `python -m pesto.train.cli` (what torchrun launches)."""
-    from ..errors import PestoError
-    p = argparse.ArgumentParser(prog="pesto train")
-    configure(p)
-    try:
-        return run(p.parse_args(argv))
-    except PestoError as e:
-        print(f"pesto train: error: {e}", file=sys.stderr)
-        return 2
+    """Entry point for `python -m pesto.train.cli` (what torchrun launches); exit codes as `pesto`'s."""
+    from ..cli import main as pesto_main
+    return pesto_main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

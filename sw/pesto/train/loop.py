@@ -28,6 +28,7 @@ from .. import metrics
 from ..data import dataset_info, load_splits, subset
 from ..errors import CheckpointError, ConfigError
 from ..prune import MODES, Regularizer
+from ..validate import check_device, check_float, check_int
 from .checkpoint import TERNARY_MODES, build_from_config, load_checkpoint, save_checkpoint, unwrap
 
 
@@ -65,15 +66,40 @@ class TrainConfig:
     threads: int | None = None           # torch CPU threads (1 is fastest on a crowded machine)
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise ConfigError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; use sgd or adam")
-        for name in ("epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.lam < 0 or self.a <= 0:
-            raise ConfigError(f"need lr > 0, lambda >= 0, a > 0 (got lr={self.lr}, lambda={self.lam}, a={self.a})")
+        """Every option with one meaning, checked before anything runs (docs/training.md)."""
+        from ..data.datasets import DATASETS
+        from ..models import MODELS
+        for name, known in (("mode", MODES), ("optimizer", ("sgd", "adam")), ("model", MODELS), ("dataset", DATASETS)):
+            if getattr(self, name) not in known:
+                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(known)}")
+        for name in ("epochs", "batch_size", "cg"):
+            setattr(self, name, check_int(getattr(self, name), name, 1))
+        self.workers = check_int(self.workers, "workers", 0)
+        self.seed = check_int(self.seed, "seed", 0, 2**31 - 1)
+        for name, hint in (("subset", ""), ("test_subset", ""), ("threads", ""),
+                           ("steps_per_epoch", " (leave it unset for whole epochs)")):
+            if getattr(self, name) is not None:
+                try:
+                    setattr(self, name, check_int(getattr(self, name), name, 1))
+                except ConfigError as e:
+                    raise ConfigError(f"{e}{hint}") from None
+        if self.subset is not None and self.subset < self.batch_size:
+            raise ConfigError(f"subset {self.subset} is smaller than one batch ({self.batch_size}): no step would "
+                              f"run (the last partial batch is dropped); lower the batch size or raise the subset")
+        self.lr = check_float(self.lr, "lr", 0.0, lo_open=True)
+        self.momentum = check_float(self.momentum, "momentum", 0.0, 1.0, hi_open=True)
+        self.weight_decay = check_float(self.weight_decay, "weight_decay", 0.0)
+        self.gamma = check_float(self.gamma, "gamma", 0.0, 1.0, lo_open=True)
+        self.lam = check_float(self.lam, "lambda", 0.0)
+        self.a = check_float(self.a, "a", 0.0, lo_open=True)
+        self.milestones = [check_int(m, "milestone", 1) for m in self.milestones]
+        if any(b <= a for a, b in zip(self.milestones, self.milestones[1:])):
+            raise ConfigError(f"milestones {self.milestones} must increase")
+        self.cg_overrides = {str(k): check_int(v, f"Cg of {k}", 1) for k, v in dict(self.cg_overrides).items()}
+        if self.data_root is not None and not Path(self.data_root).is_dir():
+            raise ConfigError(f"data_root {self.data_root} is not a folder; pesto looks for the dataset only there")
+        if self.device is not None:
+            check_device(self.device)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -185,6 +211,9 @@ def train(cfg: TrainConfig) -> dict:
     train_dl = DataLoader(train_ds, cfg.batch_size, shuffle=sampler is None, sampler=sampler, drop_last=True,
                           num_workers=cfg.workers, generator=g, persistent_workers=cfg.workers > 0)
     test_dl = DataLoader(test_ds, 512, num_workers=cfg.workers)
+    if len(train_dl) == 0:
+        raise ConfigError(f"{len(train_ds)} training images make no batch of {cfg.batch_size}: no step would run; "
+                          f"lower --batch-size")
 
     model_cfg = {"name": cfg.model, "in_channels": info.in_channels, "num_classes": info.num_classes,
                  "input_size": info.input_size}

@@ -18,6 +18,7 @@ import torch
 
 from ..errors import PestoError
 from ..util import atomic_write_bytes, atomic_write_text, sha256
+from ..validate import existing_file, output_file
 from .checkpoint import load_checkpoint
 
 
@@ -93,15 +94,15 @@ def model_card(c: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m pesto.train.release", description=__doc__.splitlines()[0])
-    p.add_argument("src")
-    p.add_argument("dst")
+    p.add_argument("src", type=existing_file)
+    p.add_argument("dst", type=output_file)
     p.add_argument("--command", default="", help="the command that trained src (recorded in the card)")
-    args = p.parse_args(argv)
+    args = p.parse_args(argv)   # a usage error exits 2 (docs/robustness.md)
     try:
         card = release(args.src, args.dst, args.command)
     except PestoError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1
     print(f"{args.dst}: {card['bytes']} bytes, acc {card['test_acc']:.2f}%, group sparsity "
           f"{100 * card['group_sparsity']:.1f}%, {card['compression_rate']:.1f}x")
     return 0
