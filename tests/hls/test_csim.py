@@ -103,7 +103,7 @@ def test_errors_and_weight_reuse(csim, tmp_path):
     assert run.failed == 0, run.output
     assert [run.cases[c.name].status for c in cases] == [c.status for c in cases]
     names = {v: k for k, v in REGMAP.error_codes.items()}
-    assert {names[c.status] for c in cases} == set(REGMAP.error_codes)
+    assert {names[c.status] for c in cases} == set(REGMAP.layer_error_codes)
 
 
 def test_identity_registers(csim, tmp_path):

@@ -26,10 +26,10 @@ def sources():
 
 def test_axilite_offsets_match_regmap(sources):
     """Every register after the ap_ctrl_hs block is one s_axilite port at its regmap.json offset,
-    all in one bundle; the block-level control is ap_ctrl_hs on that bundle (0x00-0x0C)."""
+    all in one bundle (the layer-mode registers: the HLS engine has no network mode); the block-level control is ap_ctrl_hs on that bundle (0x00-0x0C)."""
     cpp = sources["pesto_accel.cpp"]
     found = {port: (int(off, 16), bundle) for port, off, bundle in PRAGMA.findall(cpp)}
-    want = {r.name.lower(): r.offset for r in REGMAP.registers.values() if r.offset >= 0x10}
+    want = {r.name.lower(): r.offset for r in REGMAP.layer_registers.values() if r.offset >= 0x10}
     assert {p: off for p, (off, _) in found.items()} == want
     assert {b for _, b in found.values()} == {"control"}
     assert "#pragma HLS INTERFACE s_axilite port=return bundle=control" in cpp
@@ -44,7 +44,7 @@ def test_top_signature_directions(sources):
     """Read-only registers are outputs (references), configuration registers inputs (values)."""
     sig = re.search(r"void pesto_accel\((.*?)\);", sources["pesto_accel.h"], re.S).group(1)
     args = dict((name, ref) for ref, name in re.findall(r"reg_t (&?)(\w+)", sig))
-    for r in REGMAP.registers.values():
+    for r in REGMAP.layer_registers.values():
         if r.offset >= 0x10:
             assert args[r.name.lower()] == ("&" if r.access == "ro" else ""), r.name
     assert "axis_stream &s_axis" in sig and "axis_stream &m_axis" in sig

@@ -65,6 +65,8 @@ class LayerStats:
     cycles: int            # start -> done, stream loading included
     compute_cycles: int    # last input beat -> done
     groups_issued: int     # group passes the scheduler issued
+    conv_cycles: int = 0   # v2: the conv step alone (STEP_CYCLES of step 1), the figure skipping shortens
+    issue_cycles: int = 0  # v2: its first to last entry into the PE array
 
 
 def check_identity(bus: Bus) -> HwConfig:
@@ -81,8 +83,7 @@ def check_identity(bus: Bus) -> HwConfig:
             f"accelerator protocol version {major}.x, this driver speaks "
             f"{REGMAP.spec['version_major']}.x: rebuild the bitstream or install the matching pesto")
     h0, h1 = bus.read(REGMAP.offset("HWCFG0")), bus.read(REGMAP.offset("HWCFG1"))
-    r0 = REGMAP["HWCFG0"]
-    if "CAPS" in r0.fields and r0.field(h0, "CAPS") & 1:   # network mode: its memories in HWCFG2/3
+    if "CAPS" in REGMAP["HWCFG0"].fields and REGMAP["HWCFG0"].field(h0, "CAPS") & 1:
         return HwConfig.from_registers(h0, h1, bus.read(REGMAP.offset("HWCFG2")), bus.read(REGMAP.offset("HWCFG3")))
     return HwConfig.from_registers(h0, h1)
 
@@ -145,15 +146,16 @@ def check_fits(layer: TernaryConv, h: int, w: int, hw: HwConfig) -> None:
 
 
 def run_layer(bus: Bus, layer: TernaryConv, x: np.ndarray, hw: HwConfig, skip: bool = True,
-              load_weights: bool = True, timeout_s: float = 10.0) -> tuple[np.ndarray, LayerStats]:
-    """Run ``layer`` on int16 x (C, H, W); returns int16 (N, Ho, Wo) and the cycle counters.
-    Holds ``bus_lock(bus)`` for the whole run."""
+              load_weights: bool = True, timeout_s: float = 10.0, step: bool = False) -> tuple[np.ndarray, LayerStats]:
+    """Run ``layer`` on int16 x (C, H, W); returns int16 (N, Ho, Wo) and the cycle counters
+    (step=True on a v2 engine also reads the conv step's own cycles). Holds ``bus_lock(bus)``
+    for the whole run."""
     with bus_lock(bus):
-        return _run_layer(bus, layer, x, hw, skip, load_weights, timeout_s)
+        return _run_layer(bus, layer, x, hw, skip, load_weights, timeout_s, step)
 
 
 def _run_layer(bus: Bus, layer: TernaryConv, x: np.ndarray, hw: HwConfig, skip: bool, load_weights: bool,
-               timeout_s: float) -> tuple[np.ndarray, LayerStats]:
+               timeout_s: float, step: bool = False) -> tuple[np.ndarray, LayerStats]:
     _, h, w = x.shape
     regs = layer_registers(layer, h, w, hw.lanes, skip=skip, load_weights=load_weights)
     for name, value in regs.items():
@@ -184,6 +186,10 @@ def _run_layer(bus: Bus, layer: TernaryConv, x: np.ndarray, hw: HwConfig, skip: 
         raise HardwareError(f"layer {layer.name!r}: accelerator error {REGMAP.error_names.get(err, err)}")
     stats = LayerStats(bus.read(REGMAP.offset("CYCLES")), bus.read(REGMAP.offset("COMPUTE_CYCLES")),
                        bus.read(REGMAP.offset("GROUPS_ISSUED")))
+    if step and hw.network:
+        bus.write(REGMAP.offset("STEP_SEL"), 1)   # layer mode runs input, conv, output
+        stats.conv_cycles = bus.read(REGMAP.offset("STEP_CYCLES"))
+        stats.issue_cycles = bus.read(REGMAP.offset("STEP_ISSUE"))
     return unpack_outputs(out, layer.out_channels, ho, wo), stats
 
 

@@ -92,8 +92,7 @@ def top_arguments(network: bool = False) -> list[dict]:
     has no network mode: the network-only registers (regmap.json) are arguments of the
     per-model network engine (``network=True``, pesto.hls.network) only."""
     args = []
-    only = set(REGMAP.spec.get("network_only", {}).get("registers", []))
-    regs = [r for r in REGMAP.registers.values() if network or r.name not in only]
+    regs = REGMAP.registers.values() if network else REGMAP.layer_registers.values()
     for r in sorted(regs, key=lambda r: r.offset):
         if r.offset < 0x10:
             continue

@@ -99,6 +99,7 @@ def render_verilog_header() -> str:
         lines.append(f"localparam [3:0] PROG_MEM_{name} = 4'd{value};")
     for name, value in FORMAT["beats_per_entry"].items():
         lines.append(f"localparam integer PROG_BEATS_{name} = {value};")
+    lines.append("// a code group takes ceil(18 * LANES / 64) words (CODE_BEATS in the loader)")
     for name, value in LIMITS.items():
         lines.append(f"localparam integer PROG_LIMIT_{name} = {value};")
     for name, at in FORMAT["tensor_at"].items():
@@ -312,22 +313,11 @@ class ConvStep(Step):
 
     # -- the cycle model (docs/accelerator-v2.md) ---------------------------------------------
     def cycles(self, k: int = 0, skip: bool = True) -> dict:
-        """Cycles of this step on the engine for sub-net k: issue (the PE array), drain and total."""
+        """Cycles of this step on the engine for sub-net k (see ``conv_cycles``)."""
         sch = self.schedule(k, skip)
-        fill = FILL_CYCLES[self.stride]
-        per_block = sum(max(len(e), fill) for _, e in sch.passes)
-        lanes = self.lanes
         active = sch.active if skip else np.ones(self.out_channels, dtype=bool)
-        groups_out = math.ceil(self.out_channels / lanes)
-        drain = sum(max(1, int(active[w * lanes:(w + 1) * lanes].sum())) for w in range(groups_out))
-        if self.add is not None:
-            drain = max(drain, 4 * groups_out)
-        issue = self.blocks * per_block
-        # a block's drain overlaps the next block's issue; the last one does not
-        drain_bound = max(0, drain - per_block) * max(0, self.blocks - 1)
-        return {"issue": issue, "drain_per_block": drain, "drain_bound": drain_bound,
-                "entries": sch.entries, "passes": len(sch.passes), "fill": fill,
-                "total": issue + drain_bound + drain + STEP_OVERHEAD}
+        return conv_cycles([len(e) for _, e in sch.passes], self.blocks, self.stride, active, self.lanes,
+                           fused=self.add is not None)
 
 
 @dataclass
@@ -370,6 +360,47 @@ class StreamStep(Step):
         if self.op == "input":
             return t.groups * t.h * t.w * t.lanes // 4
         return math.ceil(t.channels * t.h * t.w / 4)
+
+
+def conv_cycles(pass_entries: list[int], blocks: int, stride: int, active: np.ndarray, lanes: int,
+                fused: bool = False) -> dict:
+    """The cycle model of a conv step (docs/accelerator-v2.md), the one home for both modes.
+
+    pass_entries: entries of every pass of the schedule (the same for every tile); blocks: 2 x 2
+    tiles of the output; active: bool (N,) channels with an issued entry. A pass costs
+    max(entries, F) cycles (F: the window fill, 2 at stride 1, 6 at stride 2); a tile's drain
+    (sum over word groups of max(1, active channels), at least 4 per group with a fused add)
+    runs beside the next tiles (three accumulator banks) and only bounds the tile rate where it
+    is longer than the tile; the last tile's drain and the pipeline add a constant."""
+    fill = FILL_CYCLES[stride]
+    per_block = sum(max(e, fill) for e in pass_entries)
+    groups_out = math.ceil(len(active) / lanes)
+    drain = sum(max(1, int(active[w * lanes:(w + 1) * lanes].sum())) for w in range(groups_out))
+    if fused:
+        drain = max(drain, 4 * groups_out)
+    period = max(per_block, drain)
+    issue = (blocks - 1) * period + per_block if blocks else 0
+    return {"issue": issue, "per_block": per_block, "drain_per_block": drain,
+            "drain_bound": (blocks - 1) * (period - per_block) if blocks else 0,
+            "entries": int(sum(pass_entries)), "passes": len(pass_entries), "fill": fill,
+            "total": issue + drain + STEP_OVERHEAD}
+
+
+def layer_cycles(layer, h: int, w: int, lanes: int, skip: bool = True) -> dict:
+    """The conv step of a layer-mode run (the engine builds its schedule from the v1 weight
+    packet: hardware groups as ``protocol.hw_codes`` maps them), in ``conv_cycles``' terms."""
+    from .protocol import hw_codes
+    hwc = hw_codes(layer, lanes)
+    n, g = hwc.shape[:2]
+    nz = (hwc != 0).reshape(n, g, -1).any(axis=2)
+    if skip:
+        entries = [int(nz[:, gi].sum()) for gi in range(g) if nz[:, gi].any()]
+        active = nz.any(axis=1)
+    else:
+        entries, active = [n] * g, np.ones(n, dtype=bool)
+    ho, wo = layer.out_hw(h, w)
+    blocks = math.ceil(ho / TILE) * math.ceil(wo / TILE)
+    return conv_cycles(entries, blocks, layer.stride, active, lanes)
 
 
 # -- the program -------------------------------------------------------------------------------
@@ -654,10 +685,10 @@ def _pack_memories(prog: Program) -> None:
         for n, g in s.code_order():
             codes.append(s.codes_hw[n, g])
     prog.codes = np.array(codes, dtype=np.int8).reshape(-1, TAPS, lanes)
-    # code words: 5 per group, tap t at bits 32t (lanes x 2 bits per tap)
+    # code words: ceil(18 * lanes / 64) per group, tap t at bits 2 * lanes * t
     enc = encode_codes(prog.codes).astype(np.uint64).reshape(len(codes), TAPS, lanes)
     tap_bits = 2 * lanes
-    words = np.zeros((len(codes), 5), dtype=np.uint64)
+    words = np.zeros((len(codes), code_beats(lanes)), dtype=np.uint64)
     for t in range(TAPS):
         for lane in range(lanes):
             bit = t * tap_bits + 2 * lane
@@ -677,11 +708,13 @@ def _pack_memories(prog: Program) -> None:
             skip = s.schedule(sub, True)
             param_base = len(params)
             params.extend(zip(skip.mult.tolist(), skip.shift.tolist(), skip.bias.tolist()))
-            SCHED.pack(sched, PASS_BASE=len(mem), PASS_COUNT=len(skip.passes), PARAM_BASE=param_base)
+            SCHED.pack(sched, PASS_BASE=len(mem), PASS_COUNT=len(skip.passes), PARAM_BASE=param_base,
+                       ENTRY_BASE=len(mem) + len(skip.passes))
             mem += _schedule_words(skip, s.a.plane)
             if prog.dense:
                 dense = s.schedule(sub, False)
-                SCHED.pack(sched, DENSE_BASE=len(mem), DENSE_COUNT=len(dense.passes))
+                SCHED.pack(sched, DENSE_BASE=len(mem), DENSE_COUNT=len(dense.passes),
+                           DENSE_ENTRY_BASE=len(mem) + len(dense.passes))
                 mem += _schedule_words(dense, s.a.plane)
             SCHED.pack(sched, MASK_BASE=len(mem))
             for w in range(math.ceil(s.out_channels / lanes)):
@@ -690,6 +723,11 @@ def _pack_memories(prog: Program) -> None:
             mem[at:at + SCHED_WORDS] = sched
     prog.prog = mem
     prog.params = params
+
+
+def code_beats(lanes: int) -> int:
+    """Stream words per code group: 9 taps x lanes x 2 bits, padded to whole words."""
+    return math.ceil(TAPS * 2 * lanes / 64)
 
 
 def _schedule_words(sch: Schedule, plane: int) -> list[int]:
@@ -718,7 +756,7 @@ def parse(words: np.ndarray, lanes: int = 16) -> dict:
         if memory == MEMORIES["END"]:
             break
         name = {v: k for k, v in MEMORIES.items()}[memory]
-        beats = FORMAT["beats_per_entry"][name]
+        beats = code_beats(lanes) if name == "CODE" else FORMAT["beats_per_entry"][name]
         start, length = CHUNK.get([h], "START"), CHUNK.get([h], "LENGTH")
         for e in range(length):
             mem[name][start + e] = words[i:i + beats]
@@ -832,14 +870,15 @@ def _conv(s, ta: Tensor, tb: Tensor, mem: _Banks, prog: dict, p: dict, sched_at:
     rd = lambda a: prog.get(a, 0)  # noqa: E731
     sched = [rd(sched_at + j) for j in range(SCHED_WORDS)]
     stride, pad, n_out = STEP.get(s, "STRIDE"), STEP.get(s, "PAD"), STEP.get(s, "N")
-    base, count = ((SCHED.get(sched, "PASS_BASE"), SCHED.get(sched, "PASS_COUNT")) if skip else
-                   (SCHED.get(sched, "DENSE_BASE"), SCHED.get(sched, "DENSE_COUNT")))
+    base, count, entry = ((SCHED.get(sched, "PASS_BASE"), SCHED.get(sched, "PASS_COUNT"),
+                           SCHED.get(sched, "ENTRY_BASE")) if skip else
+                          (SCHED.get(sched, "DENSE_BASE"), SCHED.get(sched, "DENSE_COUNT"),
+                           SCHED.get(sched, "DENSE_ENTRY_BASE")))
     x = mem.read(ta)                                            # (G*lanes, H, W)
     h, w = ta.h, ta.w
     ho, wo = (h + 2 * pad - 3) // stride + 1, (w + 2 * pad - 3) // stride + 1
     xp = np.pad(x.astype(np.int64), ((0, 0), (pad, pad), (pad, pad)))
     acc = np.full((n_out, ho, wo), np.iinfo(np.int64).min, dtype=np.int64)
-    entry = base + count
     for pi in range(count):
         pw = rd(base + pi)
         g, cnt = PASS.get([pw], "G"), PASS.get([pw], "COUNT")

@@ -39,6 +39,11 @@ class RegMap:
             for r in spec["registers"]}
         self.error_codes = dict(spec["error_codes"])
         self.error_names = {v: k for k, v in self.error_codes.items()}
+        only = spec.get("network_only", {})
+        self.network_registers = set(only.get("registers", []))
+        # what an engine without network mode (HWCFG0.CAPS = 0, the HLS engine) implements
+        self.layer_registers = {n: r for n, r in self.registers.items() if n not in self.network_registers}
+        self.layer_error_codes = {n: c for n, c in self.error_codes.items() if n not in only.get("error_codes", [])}
 
     def __getitem__(self, name: str) -> Register:
         return self.registers[name]
