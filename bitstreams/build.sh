@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The PYNQ-Z1 overlay of pesto: bitstreams/pesto_<variant>.bit + .hwh (what pynq.Overlay loads).
+# The PYNQ-Z1 overlay of pesto: pesto_<variant>.bit + .hwh (what pynq.Overlay loads; the board
+# notebook's default is pesto_rtl.bit).
 #
 #   bitstreams/build.sh rtl                 the Verilog engine hw/rtl, packaged as IP
 #   bitstreams/build.sh hls [ARTIFACT]      the HLS engine (Vitis HLS), sized for ARTIFACT if given
 #
-# Needs Vivado (and Vitis HLS for `hls`) 2022.1 on PATH; docs/bitstreams.md has the details.
-# Environment: PESTO_BUILD (work folder, default build/bitstreams), PESTO_JOBS (default 4).
+# Needs Vivado (and Vitis HLS for `hls`) 2022.1 on PATH; docs/bitstreams.md and docs/board.md.
+# Environment: PESTO_OUT (where the .bit/.hwh go: bitstreams/ in a checkout, else ./),
+# PESTO_BUILD (work folder: build/bitstreams in a checkout, else ./build/bitstreams),
+# PESTO_JOBS (default 4). An installed pesto runs this same script from its package
+# (docs/board.md), writing into the current folder, never into the package.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
@@ -40,11 +44,16 @@ fi
 
 py="${PYTHON:-$root/.venv/bin/python}"
 [ -x "$py" ] || py="$(command -v python3)"
-build="${PESTO_BUILD:-$root/build/bitstreams}/$variant"
-mkdir -p "$build"
+if [ -d "$root/sw/pesto" ]; then        # a source checkout
+    out="${PESTO_OUT:-$here}"; build="${PESTO_BUILD:-$root/build/bitstreams}/$variant"
+else                                    # inside an installed pesto (pesto/resources/bitstreams)
+    out="${PESTO_OUT:-$PWD}"; build="${PESTO_BUILD:-$PWD/build/bitstreams}/$variant"
+fi
+mkdir -p "$build" "$out"
+out="$(cd "$out" && pwd)"
 
 # One configuration for everything: VLNV from regmap.json, build parameters, interface names.
-"$py" -m pesto.hls.bitstream "$variant" --build "$build" ${artifact:+--artifact "$artifact"}
+"$py" -m pesto.hls.bitstream "$variant" --build "$build" --out "$out" ${artifact:+--artifact "$artifact"}
 
 if [ "$variant" = hls ]; then
     (cd "$build/hls" && PESTO_HLS_STEPS="csim csynth export" vitis_hls -f run_hls.tcl)
@@ -53,9 +62,9 @@ vivado -mode batch -nojournal -log "$build/vivado.log" -source "$here/pynq_z1.tc
     -tclargs "$build/config.tcl"
 
 for ext in bit hwh; do
-    if [ ! -s "$here/pesto_$variant.$ext" ]; then
-        echo "bitstreams/build.sh: Vivado finished without $here/pesto_$variant.$ext; see $build/vivado.log" >&2
+    if [ ! -s "$out/pesto_$variant.$ext" ]; then
+        echo "bitstreams/build.sh: Vivado finished without $out/pesto_$variant.$ext; see $build/vivado.log" >&2
         exit 4
     fi
 done
-echo "built $here/pesto_$variant.bit and .hwh: pynq.Overlay('$here/pesto_$variant.bit')"
+echo "built $out/pesto_$variant.bit and .hwh: pynq.Overlay('pesto_$variant.bit') (docs/board.md)"

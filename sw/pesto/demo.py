@@ -33,6 +33,8 @@ from .errors import CheckpointError, HardwareError
 from .sim import DEFAULT_SIM, SIM_BUSES
 from .validate import data_folder, existing_file, int_range, nonnegative_int, output_folder, positive_float
 
+REQUIRES = ("torch",)   # checked by pesto.cli before the command runs (the `train` extra)
+
 EMBEDDED = "sw/pesto/assets/resnet20_fmnist_wpc.pt"
 REMAKE = "pesto train --recipe fmnist-demo --out sw/pesto/assets/resnet20_fmnist_wpc.pt"  # docs/training.md
 RTL_BATCH = 50  # images per Accelerator.execute call on the RTL: each layer's weights stream in once per batch
@@ -89,7 +91,8 @@ class Steps:
 
 
 def float_accuracy(model, artifact, images: np.ndarray, labels: np.ndarray, batch: int = 500) -> float:
-    """Top-1 of the float PyTorch model, normalised exactly as the integer pipeline is."""
+    """Top-1 accuracy in percent of the float PyTorch model, normalised exactly as the integer
+    pipeline is."""
     import torch
     from .reference.network import normalize
     from tqdm import tqdm
@@ -98,7 +101,7 @@ def float_accuracy(model, artifact, images: np.ndarray, labels: np.ndarray, batc
         for i in tqdm(range(0, len(images), batch), desc="float model", unit="batch", file=sys.stderr):
             x = torch.from_numpy(normalize(artifact, images[i:i + batch]))
             correct += int((model(x).argmax(1).numpy() == labels[i:i + batch]).sum())
-    return correct / len(images)
+    return 100.0 * correct / len(images)
 
 
 def run(args) -> int:
@@ -147,18 +150,18 @@ def _demo(args) -> int:
     acc_float = float_accuracy(model, art, images, labels)
     # in the RTL step's batches, so that the host float layers see the same batches in both
     int_logits = network.run_batched(art, images, batch_size=RTL_BATCH, progress=True)
-    acc_int = float((int_logits.argmax(1) == labels).mean())
-    result["accuracy"] = {"images": n, "float": acc_float, "integer": acc_int, "delta_points": 100 * (acc_int - acc_float)}
-    print(f"float {100 * acc_float:.2f} %   integer pipeline {100 * acc_int:.2f} %   "
-          f"({100 * (acc_int - acc_float):+.2f} points)")
+    acc_int = float(100 * (int_logits.argmax(1) == labels).mean())
+    result["accuracy"] = {"images": n, "unit": "percent", "float": acc_float, "integer": acc_int,
+                          "delta_points": acc_int - acc_float}
+    print(f"float {acc_float:.2f} %   integer pipeline {acc_int:.2f} %   ({acc_int - acc_float:+.2f} points)")
 
     if args.rtl_images > 0:
         k = min(args.rtl_images, n)
         step(f"{k} test images through the accelerator RTL ({args.simulator}), the whole network, every logit "
              f"checked bit for bit against the integer reference")
         result["rtl"] = rtl = rtl_network(art, images[:k], labels[:k], int_logits[:k], args)
-        print(f"RTL accuracy {100 * rtl['accuracy']:.2f} % on {k} images (integer pipeline on the same images "
-              f"{100 * rtl['integer_accuracy']:.2f} %); logits bit-exact vs the integer reference: "
+        print(f"RTL accuracy {rtl['accuracy']:.2f} % on {k} images (integer pipeline on the same images "
+              f"{rtl['integer_accuracy']:.2f} %); logits bit-exact vs the integer reference: "
               f"{'yes, all ' + str(k) if rtl['bit_exact_vs_reference'] else 'NO, ' + str(rtl['mismatched_images']) + ' images differ'}")
         print(f"{rtl['hw_cycles_per_image']:.0f} RTL cycles per image = {rtl['hw_images_per_s']:.0f} images/s at "
               f"{args.clock_mhz:g} MHz (streams included, host layers excluded); simulated at "
@@ -336,8 +339,8 @@ def rtl_network(art, images: np.ndarray, labels: np.ndarray, want: np.ndarray, a
     per_image = hw_cycles / k
     return {"images": k, "simulator": args.simulator, "bit_exact_vs_reference": mismatched == 0,
             "mismatched_images": mismatched,
-            "accuracy": float((logits.argmax(1) == labels).mean()),
-            "integer_accuracy": float((want.argmax(1) == labels).mean()),
+            "accuracy": float(100 * (logits.argmax(1) == labels).mean()),          # percent
+            "integer_accuracy": float(100 * (want.argmax(1) == labels).mean()),
             "hw_cycles_per_image": per_image, "hw_images_per_s": args.clock_mhz * 1e6 / per_image,
             "clock_mhz": args.clock_mhz, "wall_s": wall, "images_per_s_wall": k / wall,
             "sim_cycles": sim_cycles, "sim_cycles_per_s": sim_cycles / wall, "cpu_s": cpu,

@@ -1,5 +1,5 @@
 """A Zynq board for the real ``pynq`` package, made of the RTL simulation: runs in the side venv
-(numpy 1.26 + pynq 4.0.0 + pesto --no-deps, see pynq_venv.py), never in the main one.
+(Python 3.10, numpy 1.26, pynq 4.0.0, pesto from its wheel; see pynq_venv.py), never in the main one.
 
 pynq's own classes do the work -- ``DefaultIP`` (our ``PestoAccelIP``, bound by VLNV),
 ``MMIO``, ``pynq.allocate`` / ``PynqBuffer``, the AXI DMA driver ``pynq.lib.dma.DMA`` with its

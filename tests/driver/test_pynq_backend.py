@@ -1,6 +1,7 @@
 """The pynq backend against the real pynq 4.0.0 package, on a board made of the RTL simulation.
 
-pynq pins numpy 1.26, so this runs it in a side venv (pynq_venv.py, built once under build/):
+pynq pins numpy 1.26, so this runs it in the board venv (pynq_venv.py: Python 3.10, pesto from its
+wheel, built once under build/):
 pynq_board.py there drives our PestoAccelIP (a pynq DefaultIP bound by VLNV), pynq's MMIO,
 pynq.allocate buffers and pynq's own AXI DMA driver. Register accesses of the accelerator and
 the DMA's stream round trip come back over a socket to this process, which serves them with
@@ -25,7 +26,6 @@ from pesto.sim import wire
 pytestmark = [pytest.mark.sim, pytest.mark.xdist_group("driver-sim")]
 
 HERE = Path(__file__).parent
-ROOT = HERE.parents[1]
 
 
 def serve(sock: socket.socket, bus, proc: subprocess.Popen) -> int:
@@ -67,7 +67,9 @@ def test_pynq_backend_on_the_real_pynq_package(sim, artifact_path, art, fmnist, 
     (job / "job.json").write_text(json.dumps({"artifact": str(artifact_path), "timeout_s": 2.0,
                                               "layers": [layer.name for layer in layers]}))
     ours, theirs = socket.socketpair()
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "sw"), XILINX_XRT="/nonexistent")
+    # pesto comes from the wheel installed in the board venv, not from this checkout
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["XILINX_XRT"] = "/nonexistent"
     proc = subprocess.Popen([str(python), str(HERE / "pynq_board.py"), str(theirs.fileno()), str(job)],
                             pass_fds=[theirs.fileno()], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     theirs.close()

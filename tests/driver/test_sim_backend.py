@@ -1,13 +1,14 @@
 """The driver on the accelerator RTL (backend "sim"): bit for bit the reference backend, on
-single layers and on the whole network; counters, weight reuse, fit checks, profiling."""
+single layers and on the whole network; counters, weight reuse, layers larger than the build
+(tiled, or on the host), profiling."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pesto.driver import Accelerator, BusBackend, RefBackend, run_layer
-from pesto.errors import HardwareError, UnsupportedLayerError
+from pesto.driver import Accelerator, BusBackend, HostFallbackWarning, RefBackend, run_layer
+from pesto.errors import HardwareError
 from pesto.hwspec import layer_registers
 from pesto.sim.measure import make_layer, random_input
 
@@ -69,19 +70,35 @@ def test_throughput_and_profile(sim, art, fmnist):
         assert r["efficiency"] <= 1.05 or r["nnz_groups"] == 0
 
 
-def test_layer_too_big_is_refused_before_the_bus(sim, hw_backend):
-    layer = make_layer(16, 16, 3, 16, nnz_groups=9, seed=1)
-    depth = 1 << hw_backend.hw.log2_act_depth
-    x = random_input(16, depth // 32 + 1, 32, seed=1)  # one activation row more than the buffer holds
-    before = sim.now()
-    with pytest.raises(UnsupportedLayerError, match="LOG2_ACT_DEPTH"):
-        hw_backend.conv(x, layer)
-    assert sim.now() == before  # not one register written
-    # and the engine itself agrees: forced through, it ends the run with ERR_CODE CONFIG (no output)
+def test_layer_too_big_for_the_build_runs_tiled(sim, hw_backend):
+    """More activation words and output pixels than the build holds: spatial tiles with halos;
+    more output channels and weight words: output-channel tiles. Bit for bit the reference."""
+    hw = hw_backend.hw
+    cases = [(make_layer(16, 16, 3, 16, nnz_groups=9, seed=1), (2, 16, (1 << hw.log2_act_depth) // 32 + 1, 32)),
+             (make_layer(16, 16, 3, 16, nnz_groups=7, stride=2, seed=2), (1, 16, 47, 47)),
+             (make_layer((1 << hw.log2_max_n) + 44, 32, 3, 16, group_sparsity=0.3, seed=3), (2, 32, 3, 3))]
+    for layer, shape in cases:
+        x = np.stack([random_input(shape[1], shape[2], shape[3], seed=s) for s in range(shape[0])])
+        plan = hw_backend.plan(layer, shape[2], shape[3])
+        assert plan.tiled and not plan.on_host
+        y, stats = hw_backend.conv(x, layer)
+        assert np.array_equal(y, RefBackend().conv(x, layer)[0]), layer.name
+        nnz = layer_registers(layer, shape[2], shape[3], hw.lanes)["NNZ"]
+        assert len(stats) == shape[0] and stats[0].groups_issued == nnz * len(plan.spatial_tiles)
+    # profiled as its tiles, skipping on and off, each checked against the reference
+    from pesto.sim.measure import measure_tiled
+    layer, shape = cases[1]
+    row = measure_tiled(sim, layer, random_input(16, 47, 47, seed=5), hw)
+    assert row["tiles"] > 1 and row["groups"] == 16 and row["nnz_groups"] == 7
+    assert row["compute_cycles_skip"] < row["compute_cycles_dense"]
+    # the engine itself agrees that the first one does not fit: forced through in one run, it
+    # ends with ERR_CODE CONFIG (no output)
+    layer, shape = cases[0]
+    x = random_input(16, shape[2], shape[3], seed=1)
     limit, sim.max_cycles = sim.max_cycles, x.size // 4 + 20_000  # stream: x.size / 4 beats
     try:
         with pytest.raises(HardwareError, match="CONFIG"):
-            run_layer(sim, layer, x, hw_backend.hw, timeout_s=30)
+            run_layer(sim, layer, x, hw, timeout_s=30)
     finally:
         sim.max_cycles = limit
         sim.reset()
@@ -113,3 +130,15 @@ def test_dynamic_model_on_a_build_without_network_mode(sim, art, fmnist):
             acc.select_subnet(2)
     with pytest.raises(UnsupportedLayerError, match="mode='layer'"):
         Accelerator(multi, backend="sim", sim=sim, mode="network")
+
+
+def test_layer_no_tiling_fits_runs_on_the_host_with_a_warning(sim, hw_backend):
+    hw = hw_backend.hw
+    c = 16 * ((1 << hw.log2_wgt_depth) // 5 + 1)         # one output channel's codes > the weight buffer
+    layer = make_layer(2, c, 3, 16, group_sparsity=0.0, seed=4)
+    x = random_input(c, 3, 3, seed=4)[None]
+    before = sim.now()
+    with pytest.warns(HostFallbackWarning, match="LOG2_WGT_DEPTH"):
+        y, stats = hw_backend.conv(x, layer)
+    assert stats is None and np.array_equal(y, RefBackend().conv(x, layer)[0])
+    assert sim.now() == before  # not one register written

@@ -44,7 +44,7 @@ def test_resnet20_graph(resnet20_artifact):
     stats = art.layer_stats()
     assert 0.2 < art.totals()["group_sparsity"] < 0.6                    # the fixture pruned ~40 % of groups
     assert all(s["speedup_ideal"] == s["groups"] / s["nnz_groups"] for s in stats)
-    assert art.meta["export"]["verification"]["top1_agreement"] == 1.0
+    assert art.meta["export"]["verification"]["top1_agreement"] == 100.0
 
 
 def test_integer_pipeline_tracks_the_float_model(resnet20, resnet20_artifact, fmnist):
@@ -94,7 +94,7 @@ def test_pruned_output_channel_with_degenerate_bn(make_resnet, fmnist):
     art = export(model, fmnist[0][:16], verify=8)
     layer = art.node("layer1.0.conv1").layer
     assert not layer.codes[5].any() and layer.mult[5] == 0
-    assert art.meta["export"]["verification"]["top1_agreement"] == 1.0
+    assert art.meta["export"]["verification"]["top1_agreement"] == 100.0
 
 
 def test_cg_option_regroups(resnet20, fmnist):
@@ -137,7 +137,7 @@ def test_alexnet_keeps_what_the_engine_cannot_run_on_the_host(fmnist):
     assert [l.name for l in art.layers] == ["conv3", "conv4", "conv5"]
     assert art.node("pool_2").op == "maxpool" and art.node("pool_2").frac is not None   # int16 max pool
     assert art.node("avgpool").attrs["output_size"] == [6, 6]
-    assert art.meta["export"]["verification"]["top1_agreement"] == 1.0
+    assert art.meta["export"]["verification"]["top1_agreement"] == 100.0
 
 
 class Gated(nn.Module):

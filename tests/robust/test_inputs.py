@@ -129,10 +129,10 @@ def test_an_export_below_the_agreement_threshold_fails():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         good = export_model(_model(), x, normalisation="none", verify=16)
-        assert good.meta["export"]["verification"]["top1_agreement"] >= 0.9
+        assert good.meta["export"]["verification"]["top1_agreement"] >= 90
         with pytest.raises(ExportError, match=r"agrees with the float model on only .* of 16 calibration images "
                                               r"\(threshold 90 %.*act_bits=1"):
             export_model(_model(), x, normalisation="none", verify=16, act_bits=1)
         bad = export_model(_model(), x, normalisation="none", verify=16, act_bits=1, min_agreement=0.0)
     v = bad.meta["export"]["verification"]
-    assert v["min_agreement"] == 0.0 and v["top1_agreement"] < 0.9
+    assert v["min_agreement"] == 0.0 and v["top1_agreement"] < 90

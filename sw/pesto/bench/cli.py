@@ -24,6 +24,8 @@ from ..errors import ConfigError, UsageError
 from ..sim import DEFAULT_SIM, SIM_BUSES
 from ..validate import data_folder, existing_file, finite_float, int_range, output_folder, positive_float, positive_int, seed_int
 
+REQUIRES = ("cocotb",)  # checked by pesto.cli before the command runs (the `sim` extra)
+
 DEFAULT_SPARSITIES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95)
 
 LAYER_COLUMNS = [("layer", "layer"), ("shape", "weights"), ("input_hw", "input"), ("nnz_groups", "non-zero groups"),
@@ -161,11 +163,10 @@ def run_sweep(args, backend) -> dict:
 
 
 def _measure(backend, layer, x, clock_mhz: float, **extra) -> dict:
-    """pesto.sim.measure.measure_layer on the backend's bus, after the driver's fit check."""
-    from ..driver import check_fits
-    from ..sim.measure import measure_layer
-    check_fits(layer, x.shape[1], x.shape[2], backend.hw)
-    row = measure_layer(backend.bus, layer, x, backend.hw, clock_mhz=clock_mhz)
+    """pesto.sim.measure.measure_tiled on the backend's bus (a layer larger than the build runs
+    as the driver's tiles)."""
+    from ..sim.measure import measure_tiled
+    row = measure_tiled(backend.bus, layer, x, backend.hw, clock_mhz=clock_mhz)
     row["input_hw"] = list(x.shape[1:])
     row.update(extra)
     return row

@@ -24,13 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import resources
 from ..errors import ConfigError
 
 # The embedded K-sub-net model (issue 10: a K = 3 AST-GC ResNet-20 made by `pesto train --recipe
 # fmnist-ast`). While it is missing, dynamic_artifact draws random masks over the WPC model.
 DYNAMIC_ASSET = Path(__file__).resolve().parents[1] / "assets" / "resnet20_fmnist_ast.pt"
 PLACEHOLDER_KEEP = (1.0, 0.9, 0.8)     # fractions of the stored groups the placeholder sub-nets keep
-AST_RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "training" / "results" / "ast.json"
+# the AST benchmark's results live in a checkout only (an installed pesto has no benchmarks/)
+AST_RESULTS = (resources.checkout() or Path(".")) / "benchmarks" / "training" / "results" / "ast.json"
 DEFAULT_OUT = Path("runs/bench")
 BATCH = 50                               # images per Accelerator.execute call on an engine
 

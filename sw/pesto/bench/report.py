@@ -39,17 +39,34 @@ def json_safe(v):
     return v
 
 
+def flat_row(row: dict, prefix: str = "") -> dict:
+    """One CSV row of plain cells: nested dicts become dotted columns (model_skip.issue), lists
+    of numbers 16x16x3x3, anything else nested a JSON cell -- never a Python repr."""
+    out = {}
+    for k, v in row.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flat_row(v, key + "."))
+        elif isinstance(v, (list, tuple)):
+            plain = all(isinstance(x, (int, float, str)) and not isinstance(x, bool) for x in v)
+            out[key] = _fmt(v) if plain else json.dumps(json_safe(list(v)))
+        else:
+            out[key] = v
+    return out
+
+
 def write_results(out_dir: Path, stem: str, rows: list[dict], meta: dict, markdown: str) -> list[Path]:
-    """``stem``.json (meta + rows), ``stem``.csv (rows) and ``stem``.md (the printed table)."""
+    """``stem``.json (meta + rows), ``stem``.csv (rows, flat columns) and ``stem``.md (the printed table)."""
     out_dir = Path(out_dir)
     paths = [out_dir / f"{stem}.json", out_dir / f"{stem}.csv", out_dir / f"{stem}.md"]
     atomic_write_text(paths[0], json.dumps(json_safe({**meta, "rows": rows}), indent=2) + "\n")
     buf = io.StringIO()
-    keys = list(dict.fromkeys(k for r in rows for k in r))
+    flat = [flat_row(r) for r in rows]
+    keys = list(dict.fromkeys(k for r in flat for k in r))
     writer = csv.DictWriter(buf, fieldnames=keys)
     writer.writeheader()
-    for r in rows:
-        writer.writerow({k: _fmt(v) if isinstance(v, (list, tuple)) else v for k, v in r.items()})
+    for r in flat:
+        writer.writerow(r)
     atomic_write_text(paths[1], buf.getvalue())
     atomic_write_text(paths[2], markdown + "\n")
     return paths

@@ -344,6 +344,18 @@ class Accelerator:
                 start = i
         return plan
 
+    def predict(self, images, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+        """Logits (B, classes) float32 of ``images`` in batches (the API's predict(), as in hls4ml);
+        ``execute`` is one batch, with trace and the per-layer counters."""
+        x = np.asarray(images)
+        if x.ndim < 4 and len(x) and x.shape[-3:] == tuple(self.artifact.input_shape):
+            return self.execute(x)
+        starts = range(0, len(x), batch_size)
+        if progress:
+            from tqdm import tqdm
+            starts = tqdm(starts, desc=f"predict on {self.backend.name}", unit="batch")
+        return np.concatenate([self.execute(x[i:i + batch_size]) for i in starts])
+
     def classify(self, images) -> np.ndarray:
         return np.argmax(self.execute(images), axis=1)
 
@@ -430,8 +442,9 @@ class Accelerator:
     def profile(self, images, with_logits: bool = False, progress: bool = False):
         """Per accelerated layer, on the network's real activations for ``images`` (keep it to one
         or two): cycles with group skipping and without (the dense-ternary baseline on the same
-        engine), measured, ideal and efficiency, PE utilisation -- pesto.sim.measure.measure_layer
-        on every layer, each run checked bit for bit against the reference. Several images give
+        engine), measured, ideal and efficiency, PE utilisation -- pesto.sim.measure.measure_tiled
+        on every layer (a layer larger than the build as its tiles), each run checked bit for bit
+        against the reference. Several images give
         the per-image mean. Hardware backends only.
 
         with_logits=True returns (rows, logits): the network's outputs, every accelerated layer
@@ -440,8 +453,7 @@ class Accelerator:
         if not self.has_counters:
             raise ConfigError(f"backend {self.backend.name!r} has no cycle counters; profile on 'sim' or 'pynq'")
         from ..reference import run_conv
-        from ..sim.measure import measure_layer
-        from .protocol import check_fits
+        from ..sim.measure import measure_tiled
         rows = []
         bar = None
         if progress:
@@ -449,8 +461,7 @@ class Accelerator:
             bar = tqdm(total=len(self.layers), desc=f"layers on {self.backend.name}, skip on/off", unit="layer")
 
         def measured(x, layer):
-            check_fits(layer, x.shape[2], x.shape[3], self.backend.hw)
-            per_image = [measure_layer(self.backend.bus, layer, img, self.backend.hw, clock_mhz=self.clock_mhz,
+            per_image = [measure_tiled(self.backend.bus, layer, img, self.backend.hw, clock_mhz=self.clock_mhz,
                                        timeout_s=self.backend.timeout_s) for img in x]
             rows.append(_mean_row(per_image))
             if bar is not None:

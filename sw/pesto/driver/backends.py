@@ -11,6 +11,7 @@ differ only in their ``Bus``; all go through ``protocol.run_layer`` / ``protocol
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,8 +20,9 @@ from ..errors import ConfigError, HardwareError
 from ..hwspec import REGMAP, HwConfig
 from ..ir import TernaryConv
 from ..reference import run_conv
-from . import protocol
+from . import protocol, tiling
 from .protocol import Bus, LayerStats, NetworkStats
+
 
 @dataclass(frozen=True)
 class HeldProgram:
@@ -41,6 +43,10 @@ class HeldProgram:
 # The build the reference backend compiles network programs for: the default v2 engine
 # (docs/accelerator-v2.md), network mode and error packets (HWCFG0.CAPS bits 0 and 1).
 REF_BUILD = HwConfig(caps=3)
+
+
+class HostFallbackWarning(UserWarning):
+    """A layer the build cannot run even split into tiles ran on the host (the integer reference)."""
 
 
 class Backend:
@@ -106,13 +112,16 @@ class RefBackend(Backend):
 class BusBackend(Backend):
     """An accelerator reached through a ``Bus``: the board and the simulation alike.
 
-    Checks ID/VERSION on connect (``protocol.connect``), reads the build's HWCFG,
-    refuses layers that do not fit it before touching the hardware, and streams a layer's
-    weights once per batch: the following images of the same call reuse them
-    (MODE.LOAD_WEIGHTS=0). Across calls the weights are always sent again, so nothing else
-    that drives the same bus in between can leave stale weights behind. The bus is held for the
-    whole call (``protocol.bus_lock``), so threads sharing it never run between the images of
-    one batch, nor between a program load and its run.
+    Checks ID/VERSION on connect (``protocol.connect``), reads the build's HWCFG, splits a layer
+    larger than the build into runs that fit (``tiling``: output-channel tiles, spatial tiles
+    with halos; bit for bit the whole layer), and streams each set of weights once per batch:
+    the following images and tiles of the same call reuse them (MODE.LOAD_WEIGHTS=0). Across
+    calls the weights are always sent again, so nothing else that drives the same bus in
+    between can leave stale weights behind. A layer that no tiling fits (one output channel or
+    pixel larger than the build) runs on the host reference with a HostFallbackWarning naming
+    the build parameter to raise. The bus is held for the
+    whole call (``protocol.bus_lock``), so threads sharing it never run between the runs of
+    one batch, nor between a network program's load and its run.
     """
 
     def __init__(self, bus: Bus, name: str, timeout_s: float = 10.0, reuse_weights: bool = True,
@@ -126,23 +135,38 @@ class BusBackend(Backend):
         self.hw = protocol.connect(bus)
         self.bus_seconds = 0.0            # wall time spent inside run_layer (register + DMA traffic)
         self._loaded = None               # the Program this backend loaded last (network mode)
+        self.plans: dict[str, tiling.Plan] = {}   # layer name -> how it last ran (tiles or host)
+
+    def plan(self, layer: TernaryConv, h: int, w: int) -> tiling.Plan:
+        """How ``layer`` on an h x w input runs on this build (kept in ``plans``)."""
+        p = self.plans.get(layer.name)
+        if p is None or p.layer is not layer or (p.h, p.w) != (h, w):
+            p = self.plans[layer.name] = tiling.plan(layer, h, w, self.hw)
+            if p.on_host:
+                warnings.warn(f"layer {layer.name!r} runs on the host, not on {self.name}: {p.host_reason}",
+                              HostFallbackWarning, stacklevel=4)
+        return p
 
     def conv(self, x, layer, skip=True, reuse_weights=True):
         x = _int16_batch(x, layer)
-        protocol.check_fits(layer, x.shape[2], x.shape[3], self.hw)
-        outs, stats = [], []
-        # The images after the first reuse the weights the first one loaded: the bus is held for the
-        # whole batch (protocol.bus_lock: FastSim.session, a bus's lock), so nobody may run in between.
-        with protocol.bus_lock(self.bus):
-            for i, img in enumerate(x):
-                load = i == 0 or not (reuse_weights and self.reuse_weights)
-                t0 = time.perf_counter()
-                y, s = protocol.run_layer(self.bus, layer, img, self.hw, skip=skip, load_weights=load,
+        p = self.plan(layer, x.shape[2], x.shape[3])
+        if p.on_host:
+            return run_conv(x, layer), None
+
+        def run(sub, img, load):
+            t0 = time.perf_counter()
+            try:
+                return protocol.run_layer(self.bus, sub, img, self.hw, skip=skip, load_weights=load,
                                           timeout_s=self.timeout_s)
+            finally:
                 self.bus_seconds += time.perf_counter() - t0
-                outs.append(y)
-                stats.append(s)
-        return np.stack(outs), stats
+
+        # The runs after the first of a channel tile reuse the weights it loaded: the bus is held for
+        # the whole batch (protocol.bus_lock: FastSim.session, a bus's lock), so nobody may run in between.
+        with protocol.bus_lock(self.bus):
+            y, per_image = tiling.run_tiled(p, x, run, reuse_weights and self.reuse_weights)
+        return y, [LayerStats(sum(s.cycles for s in runs), sum(s.compute_cycles for s in runs),
+                              sum(s.groups_issued for s in runs)) for runs in per_image]
 
     def network_build(self) -> HwConfig | None:
         return self.hw if self.hw.network else None

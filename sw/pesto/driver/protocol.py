@@ -9,6 +9,7 @@ the simulation exercises the exact register writes and stream transfers the boar
 
 from __future__ import annotations
 
+import math
 import threading
 import weakref
 from dataclasses import dataclass
@@ -138,11 +139,18 @@ def check_fits(layer: TernaryConv, h: int, w: int, hw: HwConfig) -> None:
          wgt_depth, "LOG2_WGT_DEPTH"),
         ("groups N x G", layer.out_channels * g_hw, wgt_depth, "LOG2_WGT_DEPTH"),
     ]
-    over = [f"{what} {need} > {have} ({field})" for what, need, have, field in limits if need > have]
+    over = [f"{what} {need} > {have} ({field}={_enough(field, need)} would hold it)"
+            for what, need, have, field in limits if need > have]
     if over:
         raise UnsupportedLayerError(
-            f"layer {layer.name!r} on a {h}x{w} input does not fit this accelerator build: "
-            f"{'; '.join(over)}. Rebuild the bitstream with larger buffers or split the layer")
+            f"layer {layer.name!r} on a {h}x{w} input does not fit this accelerator build in one run: "
+            f"{'; '.join(over)}. pesto.driver.Accelerator splits such a layer across runs by itself "
+            f"(pesto.driver.tiling); to run it in one, rebuild with those parameters (docs/rtl.md)")
+
+
+def _enough(field: str, need: int) -> int:
+    """The build parameter value that holds ``need`` (log2 fields) or the need itself (MAX_K)."""
+    return need if field == "MAX_K" else max(1, math.ceil(math.log2(need)))
 
 
 def run_layer(bus: Bus, layer: TernaryConv, x: np.ndarray, hw: HwConfig, skip: bool = True,

@@ -8,6 +8,21 @@
 the float ONNX export. docs/export.md explains the flow.
 """
 
+import sys
+import types
+
 from .exporter import UntrainedWarning, export_model, load_model
 
 __all__ = ["export_model", "load_model", "UntrainedWarning"]
+
+
+class _CallableModule(types.ModuleType):
+    """``pesto.export`` is this package and the top-level API function at once:
+    ``pesto.export(model, calib_images, "model.pesto")`` calls pesto.api.export."""
+
+    def __call__(self, *args, **kwargs):
+        from ..api import export
+        return export(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

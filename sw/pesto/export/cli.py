@@ -17,6 +17,8 @@ import numpy as np
 from ..errors import CheckpointError, ConfigError, DatasetError, ExportError, UsageError
 from ..validate import finite_float, int_range, output_file, positive_float, positive_int
 
+REQUIRES = ("torch",)   # checked by pesto.cli before the command runs (the `train` extra)
+
 
 def configure(p) -> None:
     from ..numerics import ACT_BITS, FRAC_MAX, FRAC_MIN
@@ -50,13 +52,16 @@ def configure(p) -> None:
                         "without --mean/--std; a checkpoint carries its own)")
     p.add_argument("--onnx", default=None, metavar="PATH", type=output_file,
                    help="also write the compressed float model as ONNX and check it in onnxruntime")
+    p.add_argument("--qonnx", default=None, metavar="PATH", type=output_file,
+                   help="also write the integer pipeline as a QONNX model (Quant nodes for the ternary weights "
+                        "and int16 activations; docs/interop.md)")
     p.add_argument("--stats-json", default=None, metavar="PATH", type=output_file,
                    help="write the per-layer table as JSON")
     p.add_argument("--verify-images", type=positive_int, default=DEFAULT_VERIFY,
                    help=f"calibration images the integer pipeline is checked on against the float model "
                         f"(default {DEFAULT_VERIFY})")
-    p.add_argument("--min-agreement", type=finite_float(0.0, 1.0), default=DEFAULT_MIN_AGREEMENT,
-                   help=f"top-1 agreement (0..1) of that check below which the export fails, exit 1, and nothing "
+    p.add_argument("--min-agreement", type=finite_float(0.0, 100.0), default=DEFAULT_MIN_AGREEMENT,
+                   help=f"top-1 agreement in percent (0..100) of that check below which the export fails, exit 1, and nothing "
                         f"is written (default {DEFAULT_MIN_AGREEMENT})")
     p.add_argument("--no-verify", action="store_true", help="skip the integer-vs-float check (and its threshold)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -85,9 +90,9 @@ def validate(args) -> None:
         path = Path(args.calib_data)
         if path.suffix != ".npy" or not path.is_file():
             raise UsageError(f"--calib-data {args.calib_data!r}: give `fashion-mnist` or an existing .npy file")
-    outputs = [Path(p).resolve() for p in (args.output, args.onnx, args.stats_json) if p is not None]
+    outputs = [Path(p).resolve() for p in (args.output, args.onnx, args.qonnx, args.stats_json) if p is not None]
     if len(set(outputs)) != len(outputs):
-        raise UsageError("-o, --onnx and --stats-json must be different files")
+        raise UsageError("-o, --onnx, --qonnx and --stats-json must be different files")
 
 
 def load_source(args):
@@ -141,7 +146,7 @@ def load_calibration(spec: str, n: int):
 def run(args) -> int:
     from ..util import claim_output
     with contextlib.ExitStack() as claims:
-        for path in (args.output, args.onnx, args.stats_json):
+        for path in (args.output, args.onnx, args.qonnx, args.stats_json):
             if path is not None:
                 claims.enter_context(claim_output(path))   # a second export to the same files is refused
         return _export(args)
@@ -188,12 +193,16 @@ def _export(args) -> int:
     v = artifact.meta["export"].get("verification")
     if v:
         print(f"check on {v['images']} calibration images: integer vs float top-1 agreement "
-              f"{100 * v['top1_agreement']:.1f}% (threshold {100 * v['min_agreement']:g}%), "
+              f"{v['top1_agreement']:.1f}% (threshold {v['min_agreement']:g}%), "
               f"max |logit error| {v['max_abs_logit_error']:.4g}")
     else:
         print("integer vs float check skipped (--no-verify)")
     for finding in art.lint(artifact):
         print(f"{finding}")   # warnings only: errors stopped the export above
+    if args.qonnx:
+        from .qonnx import export_qonnx
+        export_qonnx(artifact, args.qonnx)
+        print(f"QONNX: {args.qonnx} (run it with pesto.export.qonnx.run_qonnx or qonnx's execute_onnx)")
     if args.stats_json:
         from ..util import atomic_write_text
         atomic_write_text(args.stats_json, json.dumps({"layers": stats, "totals": total, "artifact_bytes": size},

@@ -33,7 +33,7 @@ from . import graph as G
 
 DEFAULT_CALIBRATION = 256
 DEFAULT_VERIFY = 32            # calibration images the integer pipeline is checked on
-DEFAULT_MIN_AGREEMENT = 0.9    # below this top-1 agreement with the float model the export fails
+DEFAULT_MIN_AGREEMENT = 90.0   # percent: below this top-1 agreement with the float model the export fails
 NORMALISATIONS = ("none",)     # the explicit choice for a model that carries no mean/std
 
 
@@ -52,7 +52,11 @@ def load_model(source, cg: int | None = None) -> tuple[nn.Module, dict]:
     if isinstance(source, tuple):
         return source
     if isinstance(source, nn.Module):
-        model, info = source.eval(), {"name": type(source).__name__, "source": "torch.nn.Module", "mode": None}
+        from .foreign import adopt
+        model, adopted = adopt(source)   # Brevitas ternary layers keep their codes; torchao is refused
+        model, info = model.eval(), {"name": type(source).__name__, "source": "torch.nn.Module", "mode": None}
+        if adopted:
+            info["mode"] = "brevitas ternary"
     else:
         from ..train.checkpoint import load_checkpoint, model_from_checkpoint
         ckpt = source if isinstance(source, dict) else load_checkpoint(source)
@@ -105,7 +109,7 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
     headroom_bits: extra bits of range above the calibration maximum (unseen images may exceed it).
     verify: run the integer reference on this many calibration images against the float model;
         the export fails (ExportError) when their top-1 agreement is below ``min_agreement``
-        (default 0.9; 0 records the agreement without a threshold).
+        (in percent, default 90; 0 records the agreement without a threshold).
     """
     t0 = time.perf_counter()
     if cg is not None:
@@ -117,7 +121,7 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
     num_calibration = check_int(num_calibration, "num_calibration", 1)
     batch_size = check_int(batch_size, "batch_size", 1)
     verify = check_int(verify, "verify", 0)
-    min_agreement = check_float(min_agreement, "min_agreement", 0.0, 1.0)
+    min_agreement = check_float(min_agreement, "min_agreement (percent)", 0.0, 100.0)
     if normalisation is not None and normalisation not in NORMALISATIONS:
         raise ConfigError(f"normalisation={normalisation!r}: the only explicit choice is 'none' (the model takes "
                           f"pixel / 255 as it is); give a normalisation as mean= and std=")
@@ -157,8 +161,8 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
         v["min_agreement"] = min_agreement
         if v["top1_agreement"] < min_agreement:
             raise ExportError(
-                f"the exported integer pipeline agrees with the float model on only {100 * v['top1_agreement']:.1f} % "
-                f"of {v['images']} calibration images (threshold {100 * min_agreement:g} %; max |logit error| "
+                f"the exported integer pipeline agrees with the float model on only {v['top1_agreement']:.1f} % "
+                f"of {v['images']} calibration images (threshold {min_agreement:g} %; max |logit error| "
                 f"{v['max_abs_logit_error']:.3g} of a logit range {v['logit_range']:.3g}): the fixed-point formats "
                 f"destroy the model (act_bits={act_bits}, headroom_bits={headroom_bits}, frac_bits={frac_bits}). "
                 f"Export with the default formats, or lower the threshold on purpose (--min-agreement)")
@@ -487,11 +491,12 @@ def _bound_bits(nnz_codes: int) -> int:
 
 @torch.no_grad()
 def _verify(model: nn.Module, artifact: Artifact, images: np.ndarray, norm: torch.Tensor) -> dict[str, Any]:
-    """Integer reference vs float model on a few images: top-1 agreement and logit error."""
+    """Integer reference vs float model on a few images: top-1 agreement (in percent, as every
+    accuracy in pesto) and logit error."""
     from ..reference.network import run
     ref = model(norm).double().numpy()
     got = run(artifact, norm.numpy(), normalized=True).astype(np.float64)
-    return {"images": int(len(images)), "top1_agreement": float((ref.argmax(1) == got.argmax(1)).mean()),
+    return {"images": int(len(images)), "top1_agreement": float(100 * (ref.argmax(1) == got.argmax(1)).mean()),
             "max_abs_logit_error": float(np.abs(ref - got).max()),
             "logit_range": float(np.abs(ref).max())}
 

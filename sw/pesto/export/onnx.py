@@ -28,10 +28,28 @@ ATOL = 1e-4
 RTOL = 1e-4
 
 
+def shortcut_as_conv(m: nn.Module) -> nn.Conv2d:
+    """An option-A shortcut (subsample by stride, zero-pad channels) as the 1x1 conv of stride s
+    with 0/1 weights that computes exactly the same: ONNX gets a Conv, not Slice + Pad (which
+    hls4ml refuses)."""
+    c_in, c_out = int(m.in_channels), int(m.out_channels)
+    conv = nn.Conv2d(c_in, c_out, 1, stride=int(m.stride), bias=False)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[torch.arange(c_in) + int(m.pad_before), torch.arange(c_in), 0, 0] = 1.0
+    return conv
+
+
 def plain_float_model(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose ternarized conv/linear layers are plain modules holding the
-    ternary forward's weight alpha * codes (no parametrization left to trace)."""
+    ternary forward's weight alpha * codes (no parametrization left to trace), and whose option-A
+    shortcuts are their 1x1 convs (``shortcut_as_conv``)."""
+    from .graph import is_shortcut_a
     out = copy.deepcopy(model).eval()
+    for name, module in list(out.named_modules()):
+        if name and is_shortcut_a(module) and hasattr(module, "in_channels"):
+            parent_name, _, child = name.rpartition(".")
+            setattr(out.get_submodule(parent_name) if parent_name else out, child, shortcut_as_conv(module))
     for name, module, _ in ternary_layers(out):
         w_hat = module.weight.detach().clone()   # the parametrized forward's alpha * codes
         if isinstance(module, nn.Conv2d):
@@ -91,4 +109,4 @@ def check_onnx(path, model: nn.Module, images: np.ndarray, atol: float = ATOL, r
     return {"images": int(len(images)), "max_abs_error": float(err.max()),
             "max_rel_error": float((err / np.maximum(np.abs(want), 1e-12)).max()),
             "within_tolerance": bool((err <= tol).all()), "atol": atol, "rtol": rtol,
-            "top1_agreement": float((got.argmax(1) == want.argmax(1)).mean())}
+            "top1_agreement": float(100 * (got.argmax(1) == want.argmax(1)).mean())}   # percent

@@ -16,12 +16,12 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from .. import resources
 from ..errors import PestoError
 from ..util import atomic_write_text
 from .render import CLOCK_NS, HLS_DEFAULT, PART, TOOL_VERSIONS, VLNV
 
-ROOT = Path(__file__).resolve().parents[3]
-RTL_DIR = ROOT / "hw" / "rtl"
+RTL_DIR = resources.path("hw/rtl")
 BOARD_PATTERN = "*pynq-z1*"
 # Interface and port names of the accelerator in the block design.
 PORTS = {
@@ -47,10 +47,11 @@ def _tcl_list(items) -> str:
     return "{" + " ".join("{" + str(i) + "}" for i in items) + "}"
 
 
-def render_config(variant: str, build: Path, hw=HLS_DEFAULT, jobs: int = 4, out: Path = ROOT / "bitstreams") -> str:
+def render_config(variant: str, build: Path, hw=HLS_DEFAULT, jobs: int = 4, out: Path | None = None) -> str:
     """config.tcl: every value pynq_z1.tcl and package_rtl.tcl read."""
     if variant not in PORTS:
         raise PestoError(f"unknown bitstream variant {variant!r}; use rtl or hls")
+    out = Path(out) if out is not None else resources.path("bitstreams")
     vendor, library, name, version = VLNV.split(":")
     build = Path(build).resolve()
     ip_repo = build / "ip" if variant == "rtl" else build / "hls" / "pesto_accel_prj" / "solution1" / "impl" / "ip"
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--artifact", type=Path,
                    help="the HLS build of this artifact: its network engine (every sub-net), else its layers")
     p.add_argument("--jobs", type=int, default=None, help="Vivado jobs (default: $PESTO_JOBS or 4)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="where Vivado writes pesto_<variant>.bit/.hwh (default: the bitstreams/ folder)")
     args = p.parse_args(argv)
     import os
     jobs = args.jobs or int(os.environ.get("PESTO_JOBS", "4"))
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             hw = render_hls(args.build / "hls", args.artifact, hw)
         elif args.artifact:
             print("note: the rtl variant uses the RTL's default build; the artifact is not needed", file=sys.stderr)
-        atomic_write_text(args.build / "config.tcl", render_config(args.variant, args.build, hw, jobs))
+        atomic_write_text(args.build / "config.tcl", render_config(args.variant, args.build, hw, jobs, args.out))
     except PestoError as e:
         print(f"pesto.hls.bitstream: error: {e}", file=sys.stderr)
         return 2

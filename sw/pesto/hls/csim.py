@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import resources
 from ..errors import ConfigError, HardwareError
 from .render import HLS_DIR
 
@@ -34,8 +35,9 @@ def ap_types_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where compiled testbenches are kept, keyed by their sources: $PESTO_HLS_CACHE, else build/hls-csim."""
-    return Path(os.environ.get("PESTO_HLS_CACHE") or HLS_DIR.parent / "build" / "hls-csim")
+    """Where compiled testbenches are kept, keyed by their sources: $PESTO_HLS_CACHE, else
+    hls-csim/ in pesto's cache folder (``pesto.resources.cache_dir``)."""
+    return Path(os.environ.get("PESTO_HLS_CACHE") or resources.cache_dir("hls-csim"))
 
 
 def compile_tb(project_dir, out: str | os.PathLike | None = None, cxx: str | None = None) -> Path:

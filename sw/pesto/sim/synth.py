@@ -26,13 +26,14 @@ import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from .. import resources
 from ..errors import ConfigError, HardwareError
 from ..util import atomic_write_text
-from .build import ROOT, RTL_DIR, rtl_sources
+from .build import RTL_DIR, rtl_sources
 
-SCRIPT = ROOT / "hw" / "synth" / "synth.ys"
-RECORDS = ROOT / "hw" / "synth" / "results"
-CACHE_ROOT = ROOT / "build" / "synth"
+SCRIPT = resources.path("hw/synth/synth.ys")
+RECORDS = resources.path("hw/synth/results")
+CACHE_ROOT = resources.cache_dir("synth")
 
 # The PYNQ-Z1's Zynq-7020 programmable logic.
 XC7Z020 = {"lut": 53_200, "ff": 106_400, "bram36": 140, "dsp": 220}
@@ -117,12 +118,15 @@ def _recorded(key: str) -> dict | None:
         except (OSError, json.JSONDecodeError):
             continue
         if r.get("key") == key:
-            return dict(r, source=str(path.relative_to(ROOT)))
+            return dict(r, source=str(path.relative_to(resources.base())))
     return None
 
 
 def record(result: dict, name: str | None = None) -> Path:
     """Keep ``result`` in hw/synth/results/ (committed) so CI need not rerun yosys on this RTL."""
+    if resources.checkout() is None:
+        raise ConfigError("synth.record keeps results in a source checkout's hw/synth/results/; "
+                          "an installed pesto has none (save the result dict yourself)")
     path = RECORDS / f"{name or result['top']}.json"
     atomic_write_text(path, json.dumps({k: v for k, v in result.items() if k != "source"}, indent=2,
                                        sort_keys=True) + "\n")

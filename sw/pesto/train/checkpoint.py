@@ -225,13 +225,15 @@ def check_fields(ckpt: dict, where: str = "checkpoint") -> None:
         raise bad("history", "a list of dicts, one per epoch", ckpt["history"])
 
 
-def build_from_config(model_cfg: dict, quant: dict) -> nn.Module:
-    """The untrained architecture a checkpoint describes (ternarized for tern/naive/wpc)."""
+def build_from_config(model_cfg: dict, quant: dict, model: nn.Module | None = None) -> nn.Module:
+    """The untrained architecture a checkpoint describes (ternarized for tern/naive/wpc); with
+    ``model`` (a user's own nn.Module), that model, quantized the same way."""
     from ..models import build_model
-    from ..quant import ternarize_model
-    model = build_model(model_cfg["name"], in_channels=int(model_cfg["in_channels"]),
-                        num_classes=int(model_cfg["num_classes"]), input_size=int(model_cfg["input_size"]))
-    if quant["mode"] in TERNARY_MODES:
+    from ..quant import is_ternary, ternarize_model
+    if model is None:
+        model = build_model(model_cfg["name"], in_channels=int(model_cfg["in_channels"]),
+                            num_classes=int(model_cfg["num_classes"]), input_size=int(model_cfg["input_size"]))
+    if quant["mode"] in TERNARY_MODES and not any(is_ternary(m) for m in model.modules()):
         ternarize_model(model, cg=int(quant["cg"]), keep_first_last=bool(quant["keep_first_last"]),
                         cg_overrides=dict(quant.get("cg_overrides") or {}))
     return model

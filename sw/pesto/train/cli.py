@@ -37,6 +37,14 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _model_spec(value: str) -> str:
+    """A zoo model name, or package.module:factory (imported when the run builds it)."""
+    from ..models import MODELS
+    if value in MODELS or (":" in value and all(value.partition(":")[::2])):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r}: choose one of {', '.join(MODELS)} or give package.module:factory")
+
+
 def configure(p: argparse.ArgumentParser) -> None:
     from ..data.datasets import DATASETS
     from ..models import MODELS
@@ -48,7 +56,9 @@ def configure(p: argparse.ArgumentParser) -> None:
       help=f"named settings to start from: {', '.join(RECIPES)} (default: fmnist-quick)")
     a("--mode", choices=MODES, help="fp: float; tern: ternary; prune: float + group lasso; "
                                     "naive: ternary + group lasso; wpc: ternary + weight penalty clipping")
-    a("--model", choices=MODELS, metavar="MODEL", help=", ".join(MODELS))
+    a("--model", type=_model_spec, metavar="MODEL",
+      help=f"{', '.join(MODELS)}, or your own package.module:factory (a function returning an nn.Module; "
+           f"docs/training.md)")
     a("--dataset", choices=DATASETS, metavar="DATASET", help=", ".join(DATASETS))
     a("--data-root", type=data_folder,
       help="folder holding the dataset; only this folder is searched (default: $PESTO_DATA_ROOT, else the "

@@ -70,6 +70,8 @@ class TrainConfig:
         from ..data.datasets import DATASETS
         from ..models import MODELS
         for name, known in (("mode", MODES), ("optimizer", ("sgd", "adam")), ("model", MODELS), ("dataset", DATASETS)):
+            if name == "model" and isinstance(self.model, str) and ":" in self.model:
+                continue                 # a user's factory package.module:function, imported by build_model
             if getattr(self, name) not in known:
                 raise ConfigError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(known)}")
         for name in ("epochs", "batch_size", "cg"):
@@ -190,8 +192,9 @@ def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Train (or resume) as ``cfg`` says; returns the last checkpoint dict (rank 0) or {} (others)."""
+def train(cfg: TrainConfig, model: nn.Module | None = None) -> dict:
+    """Train (or resume) as ``cfg`` says; returns the last checkpoint dict (rank 0) or {} (others).
+    ``model``: a user's own nn.Module to train instead of building ``cfg.model`` (pesto.train.fit)."""
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     owns_group = not _is_dist()
     rank, world = _dist_setup(device)
@@ -217,7 +220,7 @@ def train(cfg: TrainConfig) -> dict:
 
     model_cfg = {"name": cfg.model, "in_channels": info.in_channels, "num_classes": info.num_classes,
                  "input_size": info.input_size}
-    model = build_from_config(model_cfg, cfg.quant)
+    model = build_from_config(model_cfg, cfg.quant, model)
     opt = _make_optimizer(cfg, model)
     start, history = 0, []
     out = Path(cfg.out) if cfg.out else None
