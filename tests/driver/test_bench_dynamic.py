@@ -91,6 +91,18 @@ def test_bench_dynamic_on_the_reference(dyn_path, tmp_path, ast_results, capsys)
     assert all(r["engine_mode"] == "network" for r in rows)
     assert all(r["latency_vs_ideal_percent"] == pytest.approx(100, abs=5) for r in rows)
     assert "switch: no counters" in capsys.readouterr().out
+    # --replot redraws an earlier run with other AST results, running nothing
+    (tmp_path / "dynamic.png").unlink()
+    again = tmp_path / "replot"
+    empty = tmp_path / "no-ast.json"
+    assert main(["bench", "dynamic", "--replot", str(tmp_path / "dynamic.json"), "--ast-results", str(empty),
+                 "-o", str(again)]) == 0
+    redrawn = json.loads((again / "dynamic.json").read_text())
+    assert redrawn["rows"] == rows and redrawn["individual_models"] == [] and "--replot" in redrawn["replot_command"]
+    assert (again / "dynamic.png").stat().st_size > 10_000
+    capsys.readouterr()
+    assert main(["bench", "dynamic", "--replot", str(ast_results), "-o", str(again)]) == 1   # a runtime error
+    assert "not the dynamic.json" in capsys.readouterr().err
 
 
 @pytest.mark.sim

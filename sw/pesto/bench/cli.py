@@ -87,6 +87,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="training images that calibrate the export of the embedded model (default 256)")
     p.add_argument("--ast-results", type=Path, default=AST_RESULTS,
                    help="the AST benchmark's results, for the individually trained models in the plot")
+    p.add_argument("--replot", type=existing_file, default=None, metavar="DYNAMIC_JSON",
+                   help="run nothing: redraw the plot (and the individually trained models in the JSON) of an "
+                        "earlier run's dynamic.json, with --ast-results, into --out")
     p.add_argument("--data-root", type=data_folder, default=None,
                    help="folder with the dataset, searched alone (default: $PESTO_DATA_ROOT, else system paths)")
 

@@ -242,10 +242,42 @@ COLUMNS = [("index", "#"), ("name", "sub-net"), ("group_sparsity_percent", "grou
            ("measured_compute_vs_ideal_percent", "ideal / compute % (measured, layer mode)")]
 
 
+def place_individual(rows: list[dict], individual: list[dict]) -> dict:
+    """Estimate the individually trained models' latency from their group sparsity with a
+    least-squares line through the sub-nets (they have no artifact here); the fit's record."""
+    a, b = latency_fit(rows)
+    for m in individual:
+        m["us_per_image_estimated"] = a + b * (1 - m["group_sparsity"])
+    return {"a_us": a, "b_us": b, "note": "us = a + b * (1 - group sparsity), least squares through the sub-nets: "
+            "the individually trained models have no artifact here, so their latency is estimated from their sparsity"}
+
+
+def replot(args) -> int:
+    """``--replot DYNAMIC_JSON``: the plot of an earlier run, redrawn with ``--ast-results``."""
+    from ..util import atomic_write_text
+    data = json.loads(Path(args.replot).read_text())
+    rows = data.get("rows")
+    if not rows or data.get("bench") != "dynamic":
+        raise ConfigError(f"{args.replot} is not the dynamic.json of `pesto bench dynamic`")
+    individual = individual_models(args.ast_results)
+    data.update(individual_models=individual, individual_latency_fit=place_individual(rows, individual),
+                ast_results=str(args.ast_results),
+                replot_command="pesto bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "replot")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "dynamic.json", json.dumps(data, indent=2) + "\n")
+    png = plot_accuracy_latency(rows, individual, out / "dynamic.png", data.get("clock_mhz", args.clock_mhz))
+    print(f"[dynamic] {len(individual)} individually trained models from {args.ast_results}; wrote "
+          f"{out / 'dynamic.json'}, {png}")
+    return 0
+
+
 def run(args) -> int:
     from ..artifact import load, save
     from . import report
     from .cli import fmnist_test_images
+    if getattr(args, "replot", None) is not None:
+        return replot(args)
     out = Path(args.out)
     t0 = time.monotonic()
     if args.artifact is not None:
@@ -278,9 +310,7 @@ def run(args) -> int:
         if bus is not None:
             bus.close()
     individual = individual_models(args.ast_results)
-    a, b = latency_fit(rows)
-    for m in individual:
-        m["us_per_image_estimated"] = a + b * (1 - m["group_sparsity"])
+    fit = place_individual(rows, individual)
     markdown = report.table(rows, COLUMNS)
     sw_rows = [r for r in rows if "switch_engine_cycles" in r]
     if sw_rows:
@@ -307,9 +337,7 @@ def run(args) -> int:
             "backend": args.backend, "simulator": args.simulator if args.backend == "sim" else None,
             "clock_mhz": args.clock_mhz, "images": len(images), "engine_images": k_engine,
             "engine": rows and e["describe"], "mode_reason": e["mode_reason"], "switch": switch,
-            "individual_models": individual, "individual_latency_fit": {"a_us": a, "b_us": b,
-            "note": "us = a + b * (1 - group sparsity), least squares through the sub-nets: the individually "
-                    "trained models have no artifact here, so their latency is estimated from their sparsity"},
+            "individual_models": individual, "individual_latency_fit": fit, "ast_results": str(args.ast_results),
             "wall_s": round(time.monotonic() - t0, 1)}
     paths = report.write_results(out, "dynamic", rows, meta, markdown)
     if not args.no_plot:
