@@ -212,7 +212,8 @@ def individual_models(path: Path = AST_RESULTS) -> list[dict]:
         if str(run.get("name", "")).startswith("indiv_") and run.get("subnets"):
             s = run["subnets"][0]
             out.append({"name": run["name"], "group_sparsity": float(s["group_sparsity"]),
-                        "accuracy_percent": float(s["test_acc"]), "images": res.get("test_images")})
+                        "accuracy_percent": float(s["test_acc"]), "images": res.get("test_images"),
+                        "steps": (res.get("budget") or {}).get("steps")})
     return out
 
 
@@ -403,7 +404,9 @@ def plot_accuracy_latency(rows: list[dict], individual: list[dict], path: Path, 
                     r["accuracy_percent"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
     if individual:
         ax.plot([m["us_per_image_estimated"] for m in individual], [m["accuracy_percent"] for m in individual],
-                "s", color="tab:orange", label="individually trained (AST benchmark; latency from sparsity)")
+                "s", color="tab:orange", label="individually trained (AST benchmark" +
+                (f", {individual[0]['steps']} steps each" if individual[0].get("steps") else "") +
+                "; latency from sparsity)")
     if rows[0].get("dense_cycles_per_image"):
         dense = rows[0]["dense_cycles_per_image"] / clock_mhz
         ax.axvline(dense, color="gray", ls="--", lw=1, label=f"dense ternary, same engine ({dense:.0f} us)")
