@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pesto.driver import Accelerator, BusBackend, HostFallbackWarning, RefBackend, run_layer
-from pesto.errors import HardwareError
+from pesto.errors import HardwareError, UnsupportedLayerError
 from pesto.hwspec import layer_registers
 from pesto.sim.measure import make_layer, random_input
 
