@@ -29,11 +29,13 @@ EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # subcommand -> (module, one-line help)
 COMMANDS = {
     "train": ("pesto.train.cli", "train a model: fp, tern, prune, naive or wpc"),
+    "transfer": ("pesto.transfer.cli", "adapt a trained backbone to a new task: Rep-Net or a baseline"),
     "export-to-fpga": ("pesto.export.cli", "export a checkpoint to the accelerator artifact"),
     "hls": ("pesto.hls.cli", "render an HLS project from an artifact"),
     "bench": ("pesto.bench.cli", "speedup benchmarks: table 7, sparsity sweeps, artifacts"),
     "demo": ("pesto.demo", "the main job: embedded model -> export -> simulated accelerator"),
     "hwspec": ("pesto.hwspec.cli", "render the register-map headers for the RTL and HLS"),
+    "continual": ("pesto.continual.cli", "self-supervised continual learning with PTLF layer freezing (Chapter 5)"),
 }
 
 

@@ -20,7 +20,7 @@ import re
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from .errors import OutputError
@@ -117,6 +117,16 @@ def claim_output(path, wait_s: float = 0.0):
                 except OSError:
                     pass
                 os.close(entry[0])
+
+
+@contextmanager
+def claim_outputs(*paths):
+    """``claim_output`` on every path given (None and '' skipped), all held for the ``with`` block."""
+    with ExitStack() as stack:
+        for path in paths:
+            if path:
+                stack.enter_context(claim_output(path))
+        yield
 
 
 def _acquire(path: Path, lock: Path, wait_s: float) -> int:

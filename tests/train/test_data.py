@@ -130,3 +130,35 @@ def test_readers_import_without_torch(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "6"
+
+
+def test_class_filter_relabels_in_the_order_given():
+    from pesto.data import DATASETS, parse_classes, select_classes
+    from pesto.data.datasets import ImageDataset
+    images = np.arange(10 * 4, dtype=np.uint8).reshape(10, 1, 2, 2)
+    labels = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]) % 7
+    ds = ImageDataset(images, labels, DATASETS["fashion-mnist"])
+    sub = select_classes(ds, [5, 1])
+    assert sub.labels.tolist() == [1, 0, 1] and sub.images[:, 0, 0, 0].tolist() == [4, 20, 32]
+    assert select_classes(ds, None) is ds
+    assert parse_classes("0-4") == [0, 1, 2, 3, 4] and parse_classes("5, 7,9") == [5, 7, 9]
+    assert parse_classes("0-2,6") == [0, 1, 2, 6]
+    for bad in ([7], [1, 1], [-1]):
+        with pytest.raises(ConfigError, match="distinct labels in 0..6"):
+            select_classes(ds, bad)
+    with pytest.raises(ConfigError, match="expected labels like 0-4"):
+        parse_classes("shoes")
+
+
+@pytest.mark.skipif(not os.path.isdir(FMNIST), reason="dataset-fashion-mnist not installed")
+def test_training_on_some_classes(tmp_path):
+    from pesto.train.loop import TrainConfig, train
+    from pesto.train.checkpoint import load_checkpoint
+    ckpt = train(TrainConfig(mode="wpc", epochs=1, steps_per_epoch=2, batch_size=16, subset=64, test_subset=64,
+                             classes=[0, 1, 2, 3, 4], out=str(tmp_path / "c.pt"), progress=False, augment=False))
+    assert ckpt["model"]["num_classes"] == 5 and ckpt["data"]["classes"] == [0, 1, 2, 3, 4]
+    assert load_checkpoint(tmp_path / "c.pt")["state_dict"]["fc.weight"].shape[0] == 5
+    with pytest.raises(Exception, match="other settings.*classes"):
+        train(TrainConfig(mode="wpc", epochs=2, steps_per_epoch=2, batch_size=16, subset=64, test_subset=64,
+                          classes=[5, 6, 7, 8, 9], out=str(tmp_path / "c.pt"), progress=False, augment=False,
+                          resume=True))

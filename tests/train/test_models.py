@@ -40,12 +40,21 @@ def test_shortcut_a_subsamples_and_zero_pads():
     assert not list(s.parameters())
 
 
-@pytest.mark.parametrize("name,size", [("resnet18", 32), ("alexnet", 64)])
+@pytest.mark.parametrize("name,size", [("resnet18", 32), ("resnet18-cifar", 28), ("alexnet", 64)])
 def test_imagenet_style_models_run(name, size):
     m = build_model(name, in_channels=3, num_classes=7, input_size=size).eval()
     x = torch.randn(1, 3, size, size)
     assert m(x).shape == (1, 7)
     assert torch.allclose(torch.fx.symbolic_trace(m)(x), m(x))
+
+
+def test_resnet18_cifar_is_resnet18_with_a_small_image_stem():
+    m, ref = build_model("resnet18-cifar", in_channels=1, input_size=28), build_model("resnet18", in_channels=1)
+    assert m.conv1.kernel_size == (3, 3) and m.conv1.stride == (1, 1) and isinstance(m.maxpool, torch.nn.Identity)
+    n, n_ref = (sum(p.numel() for p in x.parameters()) for x in (m, ref))
+    assert n == n_ref - 64 * 1 * (49 - 9)                           # only the stem kernel differs: 11.17 M
+    with pytest.raises(ConfigError, match="too small"):
+        build_model("resnet18-cifar", input_size=6)
 
 
 def test_bad_model_requests():
@@ -55,4 +64,5 @@ def test_bad_model_requests():
         build_model("alexnet", input_size=32)
     with pytest.raises(ConfigError, match="positive integer"):
         build_model("resnet20", in_channels=0)
-    assert set(available_models()) == {"resnet20", "resnet32", "resnet44", "resnet56", "resnet18", "alexnet"}
+    assert set(available_models()) == {"resnet20", "resnet32", "resnet44", "resnet56", "resnet18", "resnet18-cifar",
+                                       "alexnet"}

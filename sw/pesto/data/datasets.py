@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,13 @@ DATASETS = {
         "imagenet", (),
         "pass --data-root FOLDER with train/<class>/*.JPEG and val/<class>/*.JPEG (or *.npy HxWxC "
         "uint8 arrays), the layout torchvision's ImageFolder reads"),
+    # scikit-learn's bundled 8x8 handwritten digits (1,797 images, 0..16 scaled to 0..255); resized
+    # to the model's input by load_splits(input_size=...); fixed split: DIGITS_TEST_SIZE images test
+    "digits": DatasetInfo(
+        "digits", 1, 8, 10, (0.3053,), (0.3760,), 0, False, "", (),
+        "pip install 'pesto[digits]' (scikit-learn; the digits ship inside it: sklearn.datasets.load_digits)"),
 }
+DIGITS_TEST_SIZE = 450   # the first 450 of a seed-0 permutation of the 1,797 images are the test split
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -60,8 +67,8 @@ def dataset_info(name: str) -> DatasetInfo:
 
 def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     """(x - mean) / std per channel for x in [0, 1] of shape (..., C, H, W)."""
-    m = torch.as_tensor(mean, dtype=x.dtype).view(-1, 1, 1)
-    s = torch.as_tensor(std, dtype=x.dtype).view(-1, 1, 1)
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
     return (x - m) / s
 
 
@@ -186,7 +193,9 @@ def _missing(info: DatasetInfo, looked: list[Path]) -> DatasetError:
 
 def load_splits(name: str = "fashion-mnist", root: str | os.PathLike | None = None, augment: bool = True,
                 input_size: int | None = None) -> tuple[Dataset, Dataset]:
-    """(train, test) datasets of ``name``; the train split augments when ``augment``."""
+    """(train, test) datasets of ``name``; the train split augments when ``augment``.
+
+    input_size: the image size of ``imagenet`` (crops) and ``digits`` (resized from 8x8)."""
     info = dataset_info(name)
     looked = _candidates(info, root)
     if name == "imagenet":
@@ -196,6 +205,8 @@ def load_splits(name: str = "fashion-mnist", root: str | os.PathLike | None = No
                 return (ImageFolderDataset(base / "train", info, size, augment),
                         ImageFolderDataset(base / "val", info, size, False))
         raise _missing(info, looked)
+    if name == "digits":
+        return _digits_splits(info, augment, input_size or info.input_size)
     reader = read_fashion_mnist if name == "fashion-mnist" else read_cifar10
     probe = "train-images-idx3-ubyte" if name == "fashion-mnist" else "data_batch_1"
     for base in looked:
@@ -204,6 +215,75 @@ def load_splits(name: str = "fashion-mnist", root: str | os.PathLike | None = No
             xte, yte = reader(base, "test")
             return ImageDataset(xtr, ytr, info, augment), ImageDataset(xte, yte, info, False)
     raise _missing(info, looked)
+
+
+def resize_images(images, size: int) -> np.ndarray:
+    """uint8 (N, C, H, W) -> uint8 (N, C, size, size), bilinear (torch's, align_corners=False)."""
+    x = torch.as_tensor(np.asarray(images)).float()
+    if tuple(x.shape[-2:]) == (size, size):
+        return np.ascontiguousarray(np.asarray(images, dtype=np.uint8))
+    y = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return y.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def _digits_splits(info: DatasetInfo, augment: bool, size: int):
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as e:
+        raise DatasetError(f"the digits dataset needs scikit-learn: {info.how_to_get}") from e
+    d = load_digits()
+    raw = np.round(d.images.astype(np.float64) * (255 / 16)).astype(np.uint8)[:, None]
+    images = resize_images(raw, size)
+    perm = np.random.default_rng(0).permutation(len(images))
+    test, train = np.sort(perm[:DIGITS_TEST_SIZE]), np.sort(perm[DIGITS_TEST_SIZE:])
+    labels = d.target.astype(np.int64)
+    return (ImageDataset(images[train], labels[train], info, augment),
+            ImageDataset(images[test], labels[test], info, False))
+
+
+def parse_classes(text: str) -> list[int]:
+    """``"0-4"`` or ``"5,7,9"`` (or a mix, ``"0-2,7"``) -> [0, 1, 2, 3, 4] / [5, 7, 9]."""
+    out: list[int] = []
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            lo, sep, hi = part.partition("-")
+            out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
+    except ValueError:
+        raise ConfigError(f"classes {text!r}: expected labels like 0-4 or 5,6,7") from None
+    if not out:
+        raise ConfigError(f"classes {text!r}: no class given; write e.g. 0-4 or 5,6,7")
+    return out
+
+
+def select_classes(ds: Dataset, classes) -> Dataset:
+    """The samples of ``classes`` only, relabelled 0..k-1 in the order given ([5, 9] -> 5 is 0, 9 is 1).
+
+    Works on ImageDataset and ImageFolderDataset (what load_splits returns); classes None: ds itself.
+    """
+    if classes is None:
+        return ds
+    classes = [int(c) for c in classes]
+    labels = ds.labels
+    n = int(labels.max()) + 1 if len(labels) else 0
+    if not classes or len(set(classes)) != len(classes) or min(classes) < 0 or max(classes) >= n:
+        raise ConfigError(f"classes {classes}: need distinct labels in 0..{n - 1} (the dataset has {n} classes)")
+    remap = torch.full((n,), -1, dtype=torch.long)
+    remap[torch.tensor(classes)] = torch.arange(len(classes))
+    new = remap[labels.long()]
+    keep = (new >= 0).nonzero().flatten()
+    if isinstance(ds, ImageDataset):
+        out = ImageDataset(ds.images[keep].numpy(), new[keep].numpy(), ds.info, ds.augment)
+    elif isinstance(ds, ImageFolderDataset):
+        out = copy.copy(ds)
+        out.samples = [(ds.samples[i][0], int(new[i])) for i in keep.tolist()]
+        out.labels = new[keep]
+        out.classes = [ds.classes[c] for c in classes]
+    else:
+        raise ConfigError(f"select_classes: cannot filter a {type(ds).__name__}; filter before subset()")
+    return out
 
 
 def subset(ds: Dataset, n: int | None, seed: int = 0) -> Dataset:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError, DatasetError, ExportError, UsageError
-from ..validate import finite_float, int_range, output_file, positive_float, positive_int
+from ..validate import existing_file, finite_float, int_range, output_file, positive_float, positive_int
 
 REQUIRES = ("torch",)   # checked by pesto.cli before the command runs (the `train` extra)
 
@@ -65,6 +65,10 @@ def configure(p) -> None:
                         f"is written (default {DEFAULT_MIN_AGREEMENT})")
     p.add_argument("--no-verify", action="store_true", help="skip the integer-vs-float check (and its threshold)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--backbone", type=existing_file, default=None, help="with a `pesto transfer` checkpoint: its backbone checkpoint, "
+                   "if it moved since training")
+    p.add_argument("--backbone-artifact", type=existing_file, default=None, help="with a `pesto transfer` checkpoint: the backbone's "
+                   "own artifact, whose accelerated layers the transferred artifact keeps byte for byte")
 
 
 def validate(args) -> None:
@@ -155,6 +159,10 @@ def run(args) -> int:
 def _export(args) -> int:
     from .. import artifact as art
     from .exporter import export_model, load_model
+    from ..transfer.checkpoint import is_transfer_file
+    if args.checkpoint != "random" and is_transfer_file(args.checkpoint):
+        from ..transfer.cli import export_run
+        return export_run(args)   # a Rep-Net grafted onto the backbone's artifact
     t0 = time.perf_counter()
     source = load_model(load_source(args), args.cg)
     artifact = export_model(source, load_calibration(args.calib_data, args.calib_images), cg=args.cg,

@@ -69,7 +69,8 @@ def load_model(source, cg: int | None = None) -> tuple[nn.Module, dict]:
         info = {"name": m["name"], "source": str(ckpt.get("path", "checkpoint dict")),
                 "mode": ckpt["quant"]["mode"], "mean": d["mean"], "std": d["std"],
                 "dataset": d["dataset"], "in_channels": m["in_channels"], "input_size": m["input_size"],
-                "num_classes": m["num_classes"], "epoch": ckpt.get("epoch")}
+                "num_classes": m["num_classes"], "epoch": ckpt.get("epoch"),
+                "state_sha256": ckpt.get("state_sha256")}
     _check_finite(model.state_dict(), info["source"])
     if not ternary_layers(model):
         warnings.warn(f"{info['name']}: no ternary layers; ternarizing every conv/linear except the first "
@@ -91,7 +92,7 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
                  frac_bits: int | None = None, headroom_bits: int = 1, mean=None, std=None,
                  num_calibration: int = DEFAULT_CALIBRATION, batch_size: int = 64, verify: int = DEFAULT_VERIFY,
                  progress: bool = False, name: str | None = None, normalisation: str | None = None,
-                 min_agreement: float = DEFAULT_MIN_AGREEMENT) -> Artifact:
+                 min_agreement: float = DEFAULT_MIN_AGREEMENT, values: dict | None = None) -> Artifact:
     """Export a model to an Artifact (save it with ``pesto.artifact.save``).
 
     model_or_checkpoint: a `pesto train` checkpoint (path or dict), an nn.Module (ternarized on
@@ -110,6 +111,8 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
     verify: run the integer reference on this many calibration images against the float model;
         the export fails (ExportError) when their top-1 agreement is below ``min_agreement``
         (in percent, default 90; 0 records the agreement without a threshold).
+    values: a dict to fill with {op name of graph.capture: name of the node holding its value}
+        (how pesto.transfer finds the artifact node of a backbone value).
     """
     t0 = time.perf_counter()
     if cg is not None:
@@ -140,10 +143,13 @@ def export_model(model_or_checkpoint, calib_images=None, cg: int | None = None, 
     t2 = time.perf_counter()
     builder = _Builder(ops, cg, act_bits, frac_bits, headroom_bits, progress)
     nodes, output = builder.build()
+    if values is not None:
+        values.update(builder.value)
     num_classes = int(np.prod(next(op for op in ops if op.name == ops[-1].inputs[0]).shape))
     meta = {
         "model": {"name": name or info["name"], "source": info["source"], "quant_mode": info["mode"],
-                  "epoch": info.get("epoch"), "dataset": info.get("dataset")},
+                  "epoch": info.get("epoch"), "dataset": info.get("dataset"),
+                  "state_sha256": info.get("state_sha256")},
         "num_classes": num_classes,
         "input": {"shape": list(images.shape[1:]), "layout": "NCHW", "mean": mean.tolist(), "std": std.tolist(),
                   "normalisation": rule},

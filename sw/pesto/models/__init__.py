@@ -4,7 +4,8 @@
 
 CIFAR style (He et al. 2016, section 4.2): resnet20/32/44/56, 3x3 stem, three stages of
 16/32/64 channels, parameter-free option-A shortcuts (``ShortcutA``). ImageNet style:
-resnet18 (7x7 stem, max pool, 1x1 projection shortcuts) and alexnet. Every forward() is a
+resnet18 (7x7 stem, max pool, 1x1 projection shortcuts) and alexnet. Small images: resnet18-cifar
+(the same ResNet-18 with a 3x3 stride-1 stem and no max pool, as continual-learning papers use). Every forward() is a
 plain chain of modules and functional ops so torch.fx can trace it (the exporter does).
 """
 
@@ -16,7 +17,7 @@ import torch.nn as nn
 
 from ..errors import ConfigError
 from .resnet_cifar import BasicBlockA, CifarResNet, ShortcutA, cifar_resnet
-from .resnet_imagenet import BasicBlock, ResNet18, resnet18
+from .resnet_imagenet import BasicBlock, ResNet18, resnet18, resnet18_cifar
 from .alexnet import AlexNet, alexnet
 
 # name -> (factory(in_channels, num_classes, input_size, **kw), one-line description)
@@ -26,6 +27,7 @@ MODELS: dict[str, tuple[Callable[..., nn.Module], str]] = {
     "resnet44": (lambda **kw: cifar_resnet(44, **kw), "CIFAR-style ResNet-44"),
     "resnet56": (lambda **kw: cifar_resnet(56, **kw), "CIFAR-style ResNet-56"),
     "resnet18": (resnet18, "ImageNet-style ResNet-18 (7x7 stem, projection shortcuts)"),
+    "resnet18-cifar": (resnet18_cifar, "ResNet-18 for small images (3x3 stride-1 stem, no max pool)"),
     "alexnet": (alexnet, "ImageNet-style AlexNet (input_size >= 63)"),
 }
 
@@ -85,4 +87,4 @@ def build_model(name: str, in_channels: int = 3, num_classes: int = 10, input_si
 
 
 __all__ = ["MODELS", "available_models", "build_model", "import_factory", "ShortcutA", "BasicBlockA", "CifarResNet",
-           "BasicBlock", "ResNet18", "AlexNet", "cifar_resnet", "resnet18", "alexnet"]
+           "BasicBlock", "ResNet18", "AlexNet", "cifar_resnet", "resnet18", "resnet18_cifar", "alexnet"]

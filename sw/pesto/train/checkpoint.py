@@ -7,6 +7,7 @@ Layout (format "pesto-checkpoint", version 1)::
     quant       {mode: fp|tern|prune|naive|wpc, cg, keep_first_last, cg_overrides}
     data        {dataset, mean, std}   per-channel normalisation the deployment must apply:
                                        x = (pixel / 255 - mean[c]) / std[c]
+                [classes]              the labels trained on (relabelled 0..k-1), when not all
     state_dict  the model's state dict (ternary layers keep their latent float weight under
                 '<layer>.parametrizations.weight.original'; the codes are recomputed from it)
     state_sha256  checksum of the state dict's tensors (catches bit flips torch.load misses)
@@ -91,7 +92,8 @@ def make_checkpoint(model: nn.Module, *, model_cfg: dict, quant: dict, data: dic
                   "keep_first_last": bool(quant.get("keep_first_last", True)),
                   "cg_overrides": {str(k): int(v) for k, v in (quant.get("cg_overrides") or {}).items()}},
         "data": {"dataset": str(data["dataset"]), "mean": [float(v) for v in data["mean"]],
-                 "std": [float(v) for v in data["std"]]},
+                 "std": [float(v) for v in data["std"]],
+                 **({"classes": [int(c) for c in data["classes"]]} if data.get("classes") else {})},
         "state_dict": state,
         "state_sha256": state_checksum(state),
         "epoch": int(epoch),
@@ -142,22 +144,29 @@ def torch_load(path: str | os.PathLike, what: str = "checkpoint"):
                               f"(loaded safely with weights_only=True): {first[:300]}") from e
 
 
+def open_checked(path: Path, fmt: str, version: int, required, maker: str, alternative: str = "") -> dict:
+    """The dict of format ``fmt`` in ``path``, its version and ``required`` keys checked (CheckpointError
+    naming the problem; ``maker`` is the command that writes such files, e.g. "pesto train")."""
+    kind = "pesto" if maker == "pesto train" else maker
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist; make one with `{maker}` {alternative}".rstrip())
+    ckpt = torch_load(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
+        raise CheckpointError(f"{path} is not a {kind} checkpoint (no format={fmt!r} key); `{maker}` writes them")
+    if ckpt.get("version") != version:
+        raise CheckpointError(f"{path}: {kind} checkpoint version {ckpt.get('version')!r} is not supported "
+                              f"(this pesto reads version {version}); re-make it or upgrade pesto")
+    missing = [k for k in required if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}; it is incomplete")
+    return ckpt
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read and validate a checkpoint; every problem is a CheckpointError that says what is wrong."""
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist; train one with `pesto train` "
-                              f"or use the embedded one (pesto.train.checkpoint.default_checkpoint_path())")
-    ckpt = torch_load(path)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a pesto checkpoint (no format={FORMAT!r} key); "
-                              f"pesto writes its checkpoints with `pesto train`")
-    if ckpt.get("version") != VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')!r} is not supported "
-                              f"(this pesto reads version {VERSION}); re-train or upgrade pesto")
-    missing = [k for k in REQUIRED if k not in ckpt]
-    if missing:
-        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}; it is incomplete")
+    ckpt = open_checked(path, FORMAT, VERSION, REQUIRED, "pesto train",
+                        "or use the embedded one (pesto.train.checkpoint.default_checkpoint_path())")
     check_fields(ckpt, str(path))
     want = ckpt.get("state_sha256")
     if want is not None and state_checksum(ckpt["state_dict"]) != want:

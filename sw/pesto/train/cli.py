@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -35,6 +34,15 @@ def _int_list(text: str) -> list[int]:
     if any(v < 1 for v in values) or any(b <= a for a, b in zip(values, values[1:])):
         raise argparse.ArgumentTypeError(f"expected increasing epochs >= 1 (e.g. 80,120), got {text!r}")
     return values
+
+
+def classes_arg(text: str) -> list[int]:
+    from ..data.datasets import parse_classes
+    from ..errors import ConfigError
+    try:
+        return parse_classes(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _model_spec(value: str) -> str:
@@ -82,6 +90,7 @@ def configure(p: argparse.ArgumentParser) -> None:
       help="ternarize/prune the first and last layer too")
     a("--subset", type=positive_int, help="train on a fixed random subset of this many images (at least one batch)")
     a("--test-subset", type=positive_int, help="evaluate on a fixed random subset of the test split")
+    a("--classes", type=classes_arg, help="train on these labels only, relabelled 0..k-1 (e.g. 0-4 or 5,7,9)")
     a("--steps-per-epoch", type=positive_int,
       help="cap the optimisation steps per epoch (>= 1; omit it for whole epochs)")
     a("--augment", dest="augment", action="store_true", default=None, help="random crop + flip")
@@ -126,22 +135,23 @@ def summary(ckpt: dict) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..util import claim_output
+    from ..util import claim_outputs
     from .loop import train
     cfg = getattr(args, "_config", None) or config_from_args(args)
     rank0 = int(os.environ.get("RANK", "0")) == 0   # under torchrun only rank 0 writes
-    with contextlib.ExitStack() as claims:
-        for path in (cfg.out, args.summary_json) if rank0 else ():
-            if path:
-                claims.enter_context(claim_output(path))   # a second run on the same --out is refused
+    with claim_outputs(*((cfg.out, args.summary_json) if rank0 else ())):   # a second run on one --out is refused
         ckpt = train(cfg)
         if ckpt:
-            s = summary(ckpt)
-            print(json.dumps(s, indent=1))
-            if args.summary_json:
-                from ..util import atomic_write_text
-                atomic_write_text(args.summary_json, json.dumps(s, indent=1) + "\n")
+            print_summary(summary(ckpt), args.summary_json)
     return 0
+
+
+def print_summary(s: dict, path: str | None) -> None:
+    """Print a run's summary as JSON, and write it to ``path`` (atomically) when given."""
+    print(json.dumps(s, indent=1))
+    if path:
+        from ..util import atomic_write_text
+        atomic_write_text(path, json.dumps(s, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .. import metrics
-from ..data import dataset_info, load_splits, subset
+from ..data import dataset_info, load_splits, select_classes, subset
 from ..errors import CheckpointError, ConfigError
 from ..prune import MODES, Regularizer
 from ..validate import check_device, check_float, check_int
@@ -53,6 +53,7 @@ class TrainConfig:
     keep_first_last: bool = True
     subset: int | None = None            # train on a fixed random subset of this many images
     test_subset: int | None = None
+    classes: list[int] | None = None     # train on these labels only, relabelled 0..k-1 (e.g. [0, 1, 2, 3, 4])
     steps_per_epoch: int | None = None   # cap the steps of an epoch (smoke tests, budgets)
     augment: bool = True
     workers: int = 0
@@ -208,6 +209,7 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> dict:
 
     info = dataset_info(cfg.dataset)
     train_ds, test_ds = load_splits(cfg.dataset, cfg.data_root, cfg.augment)
+    train_ds, test_ds = select_classes(train_ds, cfg.classes), select_classes(test_ds, cfg.classes)
     train_ds, test_ds = subset(train_ds, cfg.subset, cfg.seed), subset(test_ds, cfg.test_subset, cfg.seed + 1)
     sampler = torch.utils.data.DistributedSampler(train_ds, world, rank, seed=cfg.seed) if world > 1 else None
     g = torch.Generator().manual_seed(cfg.seed)
@@ -218,7 +220,8 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> dict:
         raise ConfigError(f"{len(train_ds)} training images make no batch of {cfg.batch_size}: no step would run; "
                           f"lower --batch-size")
 
-    model_cfg = {"name": cfg.model, "in_channels": info.in_channels, "num_classes": info.num_classes,
+    num_classes = len(cfg.classes) if cfg.classes else info.num_classes
+    model_cfg = {"name": cfg.model, "in_channels": info.in_channels, "num_classes": num_classes,
                  "input_size": info.input_size}
     model = build_from_config(model_cfg, cfg.quant, model)
     opt = _make_optimizer(cfg, model)
@@ -232,7 +235,13 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> dict:
             opt.load_state_dict(ckpt["optimizer"])
         start, history = int(ckpt["epoch"]), list(ckpt.get("history") or [])
     elif cfg.init:
-        _init_from(model, cfg.init)
+        init = _init_from(model, cfg.init)
+        if rank == 0:
+            tqdm.write(f"--init {cfg.init}: copied {len(init['copied'])} tensors"
+                       + (f"; freshly initialised {', '.join(init['fresh'])} (the checkpoint has no classifier)"
+                          if init["fresh"] else "")
+                       + (f"; ignored {len(init['ignored'])} checkpoint tensors with no place in {cfg.model} "
+                          f"(e.g. {', '.join(init['ignored'][:3])})" if init["ignored"] else ""))
     model.to(device)
     _optimizer_to(opt, device)
     reg = Regularizer.for_mode(cfg.mode, model, cfg.lam, cfg.a, cfg.cg, cfg.keep_first_last, cfg.cg_overrides)
@@ -285,7 +294,7 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> dict:
                        f"group sparsity {100 * m['group_sparsity']:.1f}%  "
                        f"comp {m['compression_rate']:.1f}x  ({entry['time_s']:.0f} s)")
             fields_ = dict(model_cfg=model_cfg, quant=cfg.quant,
-                           data={"dataset": cfg.dataset, "mean": info.mean, "std": info.std},
+                           data={"dataset": cfg.dataset, "mean": info.mean, "std": info.std, "classes": cfg.classes},
                            epoch=epoch + 1, optimizer=opt,
                            scheduler={"milestones": cfg.milestones, "gamma": cfg.gamma, "base_lr": cfg.lr,
                                       "last_epoch": epoch + 1},
@@ -307,7 +316,7 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> dict:
 # these changed would silently mix two experiments in one checkpoint. epochs and milestones may
 # change (extend a run, add a decay).
 RUN_DEFINING = ("dataset", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "gamma", "lam", "a",
-                "subset", "steps_per_epoch", "augment", "seed")
+                "subset", "steps_per_epoch", "augment", "seed", "classes")
 
 
 def _check_resumable(path: Path, ckpt: dict, cfg: TrainConfig, model_cfg: dict) -> None:
@@ -327,22 +336,32 @@ def _in_memory(model, fields_) -> dict:
     return make_checkpoint(model, **fields_)
 
 
-def _init_from(model: nn.Module, path: str) -> None:
-    """Copy matching weights of another checkpoint (a float model into a ternary one, say)."""
+def _init_from(model: nn.Module, path: str) -> dict:
+    """Copy matching weights of another checkpoint (a float model into a ternary one, say).
+
+    A backbone-only checkpoint (`pesto continual` writes them: no classifier) leaves the model's final
+    classifier as initialised; any other missing weight is an error. Returns what was done:
+    {"copied": keys, "fresh": keys left initialised, "ignored": checkpoint keys with no place}."""
     src = load_checkpoint(path)["state_dict"]
     own = model.state_dict()
-    renamed = {}
+    renamed, used = {}, set()
     for k, v in src.items():
         for cand in (k, k.replace(".weight", ".parametrizations.weight.original"),
                      k.replace(".parametrizations.weight.original", ".weight")):
             if cand in own and own[cand].shape == v.shape:
                 renamed[cand] = v
+                used.add(k)
                 break
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    head = linears[-1] + "." if linears else None
     missing = [k for k in own if k not in renamed]
+    fresh = [k for k in missing if head and k.startswith(head)]
+    missing = [k for k in missing if k not in fresh]
     if missing:
         raise CheckpointError(f"--init {path}: no weights for {len(missing)} entries (e.g. {missing[:3]}); "
                               f"is it the same architecture?")
-    model.load_state_dict(renamed)
+    model.load_state_dict({**own, **renamed})
+    return {"copied": sorted(renamed), "fresh": fresh, "ignored": sorted(set(src) - used)}
 
 
 def _optimizer_to(opt: torch.optim.Optimizer, device: torch.device) -> None:
