@@ -123,7 +123,8 @@ class TB:
         await self.axil.write_dword(REGMAP.offset(name), value)
 
     async def hwcfg(self) -> HwConfig:
-        self.hw = HwConfig.from_registers(await self.read("HWCFG0"), await self.read("HWCFG1"))
+        self.hw = HwConfig.from_registers(await self.read("HWCFG0"), await self.read("HWCFG1"),
+                                          await self.read("HWCFG2"), await self.read("HWCFG3"))
         return self.hw
 
     async def configure(self, layer: TernaryConv, h: int, w: int, skip: bool = True,
@@ -178,6 +179,44 @@ class TB:
         assert err == "NONE", f"accelerator error {err}"
         y = unpack_outputs(words, layer.out_channels, regs["OUT_H"], regs["OUT_W"])
         return y, await self.stats()
+
+    # -- network mode (accelerator v2) ------------------------------------------------------
+    async def load_program(self, prog, expect: str = "NONE") -> None:
+        """The driver's load_network on the DUT's ports: MODE.LOAD_PROGRAM, the program stream."""
+        await self.write("MODE", REGMAP["MODE"].encode(LOAD_PROGRAM=1))
+        await self.start()
+        await self.send(prog.words() if hasattr(prog, "words") else prog)
+        await self.wait_done()
+        err = await self.error()
+        assert err == expect, f"program load: {err}, expected {expect}"
+
+    async def run_network(self, prog, x: np.ndarray, subnet: int | None = None, skip: bool = True,
+                          expect: str = "NONE", words: np.ndarray | None = None):
+        """The driver's run_network on the DUT's ports; returns (int16 outputs, LayerStats)."""
+        x = np.asarray(x)
+        batch = 1 if x.ndim == 3 else x.shape[0]
+        if subnet is not None:
+            await self.write("SUBNET", subnet)
+        await self.write("NUM_IMAGES", batch)
+        await self.write("MODE", REGMAP["MODE"].encode(NETWORK=1, SKIP_EN=int(skip)))
+        await self.start()
+        await self.send(prog.input_words(x) if words is None else words)
+        out = await self.recv_words()
+        await self.wait_done()
+        err = await self.error()
+        assert err == expect, f"network run: {err}, expected {expect}"
+        if expect != "NONE":
+            assert len(out) == 1 and out[0] == 0, f"a failed run ends with one zero word, got {len(out)} words"
+            return None, await self.stats()
+        y = prog.unpack_output(out, batch)
+        return (y if x.ndim == 4 else y[0]), await self.stats()
+
+    async def step_counters(self, steps: int) -> list[tuple[int, int]]:
+        rows = []
+        for i in range(steps):
+            await self.write("STEP_SEL", i)
+            rows.append((await self.read("STEP_CYCLES"), await self.read("STEP_ISSUE")))
+        return rows
 
     async def idle_cycles(self, n: int) -> None:
         for _ in range(n):

@@ -1,7 +1,7 @@
 """`pesto hwspec`: write the Verilog headers the RTL includes (register map, network-program format).
 
 In a source checkout the default targets are the checkout's hw/rtl/pesto_regmap.vh and
-hw/rtl/pesto_program.vh (the files the RTL includes); an installed pesto writes them to ./,
+hw/rtl/pesto_program.vh (the files the RTL includes); an installed pesto writes them into ./,
 never into its own package.
 """
 
@@ -34,8 +34,10 @@ def configure(p):
 
 
 def run(args) -> int:
-    for target, text in ((args.verilog or default_target(HEADER), render_verilog_header()),
-                         (args.program_verilog or default_target(PROGRAM_HEADER), program.render_verilog_header())):
-        atomic_write_text(target, text)
-        print(f"wrote {target}")
+    target = args.verilog or default_target()
+    atomic_write_text(target, render_verilog_header())
+    print(f"wrote {target}")
+    target = args.program_verilog or default_target(PROGRAM_HEADER)
+    atomic_write_text(target, program.render_verilog_header())
+    print(f"wrote {target}")
     return 0

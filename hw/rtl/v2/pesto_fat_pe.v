@@ -4,8 +4,9 @@
  * products into its partial sum for channel n: 9*LANES add/sub/skip lanes, no multiplier
  * (a 2-bit code selects +a, -a or nothing; -a = ~a + 1, the +1s are counted).
  *
- * Partial sums live in two accumulator RAMs of 2**N_WIDTH words: one for the block being
- * accumulated (in_bank), the other read by the drain (rd_bank). The first entry of a channel in
+ * Partial sums live in three accumulator RAMs of 2**N_WIDTH words: the tile being accumulated
+ * (in_bank), and two tiles the drain reads (rd_bank), so the drain has two tile periods to cover
+ * its own latency. The first entry of a channel in
  * a block loads the sum instead of adding (in_first). The accumulation has the RAM's read port
  * while it uses a bank; the engine drains a bank only when no entry of it is in flight.
  *
@@ -36,10 +37,10 @@ module pesto_fat_pe #
     input  wire                     in_valid,
     input  wire                     in_first,
     input  wire [N_WIDTH-1:0]       in_n,
-    input  wire                     in_bank,
+    input  wire [1:0]               in_bank,
 
     // drain read port: acc[rd_addr] of bank rd_bank, one cycle later
-    input  wire                     rd_bank,
+    input  wire [1:0]               rd_bank,
     input  wire [N_WIDTH-1:0]       rd_addr,
     output wire [31:0]              rd_data
 );
@@ -47,7 +48,7 @@ module pesto_fat_pe #
 localparam TERMS = 9 * LANES;
 localparam PARTS1 = (TERMS + 3) / 4;
 localparam PARTS2 = (PARTS1 + 3) / 4;
-localparam CTRL_WIDTH = N_WIDTH + 3;
+localparam CTRL_WIDTH = N_WIDTH + 4;
 
 // c1: sums of four terms and the count of negated lanes
 reg [19*PARTS1-1:0] part1;
@@ -63,22 +64,21 @@ reg [CTRL_WIDTH-1:0] ctrl1, ctrl2, ctrl3;
 
 // c4: accumulate and write back
 reg fwd_valid;
-reg fwd_bank;
+reg [1:0] fwd_bank;
 reg [N_WIDTH-1:0] fwd_n;
 reg signed [31:0] fwd_acc;
-reg rd_bank_q;
+reg [1:0] rd_bank_q;
 
 wire valid3 = ctrl3[CTRL_WIDTH-1];
 wire first3 = ctrl3[CTRL_WIDTH-2];
-wire bank3 = ctrl3[CTRL_WIDTH-3];
+wire [1:0] bank3 = ctrl3[N_WIDTH +: 2];
 wire [N_WIDTH-1:0] n3 = ctrl3[N_WIDTH-1:0];
 wire valid2 = ctrl2[CTRL_WIDTH-1];
-wire bank2 = ctrl2[CTRL_WIDTH-3];
+wire [1:0] bank2 = ctrl2[N_WIDTH +: 2];
 wire [N_WIDTH-1:0] n2 = ctrl2[N_WIDTH-1:0];
 
-wire [31:0] ram_rd0, ram_rd1;
-wire signed [31:0] old3 = (fwd_valid && fwd_bank == bank3 && fwd_n == n3) ? fwd_acc :
-                          $signed(bank3 ? ram_rd1 : ram_rd0);
+wire [31:0] ram_rd [0:2];
+wire signed [31:0] old3 = (fwd_valid && fwd_bank == bank3 && fwd_n == n3) ? fwd_acc : $signed(ram_rd[bank3]);
 wire signed [31:0] acc_new = (first3 ? 32'sd0 : old3) + {{6{sum3[25]}}, sum3};
 
 // code 1 = +1, 3 = -1, 0 = 0 (2 is reserved and refused when the codes load):
@@ -155,19 +155,18 @@ always @(posedge clk) begin
     end
 end
 
-pesto_ram_sdp #(.WIDTH(32), .ADDR_WIDTH(N_WIDTH)) acc0_inst (
-    .clk(clk),
-    .wr_en(valid3 && !bank3), .wr_addr(n3), .wr_data(acc_new),
-    .rd_addr((valid2 && !bank2) ? n2 : rd_addr), .rd_data(ram_rd0)
-);
+genvar b;
+generate
+    for (b = 0; b < 3; b = b + 1) begin : bank
+        pesto_ram_sdp #(.WIDTH(32), .ADDR_WIDTH(N_WIDTH)) acc_inst (
+            .clk(clk),
+            .wr_en(valid3 && bank3 == b), .wr_addr(n3), .wr_data(acc_new),
+            .rd_addr((valid2 && bank2 == b) ? n2 : rd_addr), .rd_data(ram_rd[b])
+        );
+    end
+endgenerate
 
-pesto_ram_sdp #(.WIDTH(32), .ADDR_WIDTH(N_WIDTH)) acc1_inst (
-    .clk(clk),
-    .wr_en(valid3 && bank3), .wr_addr(n3), .wr_data(acc_new),
-    .rd_addr((valid2 && bank2) ? n2 : rd_addr), .rd_data(ram_rd1)
-);
-
-assign rd_data = rd_bank_q ? ram_rd1 : ram_rd0;
+assign rd_data = ram_rd[rd_bank_q];
 
 endmodule
 

@@ -4,7 +4,8 @@
  * words go to the four banks in one cycle. With a fused residual add, each pixel in turn reads
  * its residual word (port B of the same bank, at the same offset from the residual's base),
  * goes through pesto_add_lanes and is written back (port A): four cycles per word group, and in
- * place when the residual is the destination.
+ * place when the residual is the destination. The writer shares the banks' ports with the
+ * fill and goes first (ports_busy holds the fill for that cycle).
  */
 
 `resetall
@@ -46,6 +47,9 @@ module pesto_writer #
     output wire [4*16*LANES-1:0]    wr_data,
     output wire [4*AW-1:0]          rd_addr,
     input  wire [4*16*LANES-1:0]    rd_data,
+    // the writer drives the banks this cycle (the fill waits)
+    output wire                     ports_busy,
+    output wire                     res_rd,
 
     output wire                     done
 );
@@ -77,6 +81,8 @@ assign wr_en = wr_en_reg;
 assign wr_addr = wr_addr_reg;
 assign wr_data = wr_data_reg;
 assign done = tiles == blocks && !v1 && !v2 && !v3;
+assign ports_busy = wr_en_reg != 4'b0000 || (res_en && wg_valid);
+assign res_rd = res_en && wg_valid;
 
 genvar b;
 generate

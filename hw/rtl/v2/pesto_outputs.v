@@ -52,10 +52,10 @@ module pesto_outputs #
 
     // completed tiles (pesto_issue) and the banks given back
     input  wire                     blk_valid,
-    output wire [1:0]               bank_release,
+    output wire [2:0]               bank_release,
 
     // the PEs' accumulators (one cycle latency)
-    output wire                     acc_bank,
+    output wire [1:0]               acc_bank,
     output wire [N_WIDTH-1:0]       acc_addr,
     input  wire [4*32-1:0]          acc_data,
 
@@ -93,10 +93,11 @@ reg [LANES-1:0] left;            // lanes of the current group still to issue
 reg [LANES-1:0] mask_rf [0:GROUPS-1];
 reg [3:0] wait_cnt;
 reg [23:0] tiles_started;
-reg tile_bank, in_tile;
-reg [1:0] tiles_waiting;         // completed tiles not yet drained (two banks: at most two)
+reg [1:0] tile_bank;
+reg in_tile;
+reg [1:0] tiles_waiting;         // completed tiles not yet drained (three banks: at most three)
 reg [1:0] credits;               // finished groups the queue can still take
-reg [1:0] release_reg;
+reg [2:0] release_reg;
 
 wire [GW-1:0] w_idx = w[GW-1:0];
 wire [GW-1:0] w_next = w_idx + 1'b1;
@@ -155,7 +156,7 @@ assign busy = state != IDLE;
 
 always @(posedge clk) begin
     is_valid <= 1'b0;
-    release_reg <= 2'b00;
+    release_reg <= 3'b000;
     credits <= credits - {1'b0, consume} + {1'b0, q_pop};
     tiles_waiting <= tiles_waiting + {1'b0, blk_valid} - {1'b0, next_tile && state == TILES};
     case (state)
@@ -212,8 +213,8 @@ always @(posedge clk) begin
             end
             if (tile_end) begin
                 in_tile <= 1'b0;
-                release_reg[tile_bank] <= 1'b1;
-                tile_bank <= !tile_bank;
+                release_reg <= 3'b001 << tile_bank;
+                tile_bank <= (tile_bank == 2'd2) ? 2'd0 : tile_bank + 1'b1;
             end
             if (next_tile) begin
                 in_tile <= 1'b1;
@@ -228,7 +229,7 @@ always @(posedge clk) begin
         default: state <= IDLE;
     endcase
     if (rst || start) begin
-        tile_bank <= 1'b0;
+        tile_bank <= 2'd0;
         in_tile <= 1'b0;
         tiles_started <= 24'd0;
         credits <= 2'd2;

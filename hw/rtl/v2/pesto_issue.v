@@ -8,8 +8,8 @@
  *
  * Back end: pops one entry per cycle into the PEs. The first entry of a pass waits until the
  * window is in the shadow grid (full_next) and copies it into the working grid on its way
- * (load_soon), so PEs see each entry with its pass's window. Tiles alternate between the two
- * accumulator banks; the first entry of a tile waits until the drain has released that bank.
+ * (load_soon), so PEs see each entry with its pass's window. Tiles take the three accumulator
+ * banks in turn; the first entry of a tile waits until the drain has released its bank.
  * Six cycles after a tile's last entry its accumulators are complete (blk_valid).
  *
  *   pop -> X -> Y (PE c0) -> c1 -> c2 -> c3 (accumulator written) -> blk_valid
@@ -58,15 +58,16 @@ module pesto_issue #
     output wire                     pe_valid,
     output wire                     pe_first,
     output wire [N_WIDTH-1:0]       pe_n,
-    output wire                     pe_bank,
+    output wire [1:0]               pe_bank,
     output wire [9*2*LANES-1:0]     pe_codes,
 
     // tiles: complete (to the drain) and released (by the drain)
     output wire                     blk_valid,
-    output wire                     blk_bank,
-    input  wire [1:0]               bank_release,
+    input  wire [2:0]               bank_release,
 
-    output wire [31:0]              issued
+    output wire [31:0]              issued,
+    // an entry went into the PEs this cycle
+    output wire                     popped
 );
 
 /* verilator lint_off UNUSEDPARAM */
@@ -81,7 +82,7 @@ localparam DONE_DELAY = 6;
 // ------------------------------------------------------------------ front end
 reg [15:0] ptr;
 reg [11:0] e;
-reg [2:0] credits;
+reg [3:0] credits;
 reg s1_valid, s2_valid;
 reg [4:0] s1_flags, s2_flags;     // {marker, tile first, tile last, pass start, -}
 reg [N_WIDTH-1:0] s2_n;
@@ -91,7 +92,7 @@ reg [31:0] issued_reg;
 
 wire pop;
 wire have = d_valid;
-wire go = have && credits != 3'd0;
+wire go = have && credits != 4'd0;
 wire pass_end = d_empty || e == d_count - 1'b1;
 wire [N_WIDTH-1:0] entry_n = prog_data[PROG_ENTRY_N_LSB +: N_WIDTH];
 wire entry_first = prog_data[PROG_ENTRY_FIRST_LSB];
@@ -126,7 +127,7 @@ always @(posedge clk) begin
     s2_n <= entry_n;
     s2_first <= entry_first;
     s2_nz <= entry_nz && !s1_flags[4];
-    credits <= credits - {2'd0, go} + {2'd0, pop};
+    credits <= credits - {3'd0, go} + {3'd0, pop};
     if (start) begin
         ptr <= entry_base;
         e <= 12'd0;
@@ -134,11 +135,12 @@ always @(posedge clk) begin
     if (rst || start) begin
         s1_valid <= 1'b0;
         s2_valid <= 1'b0;
-        credits <= 3'd4;
+        credits <= 4'd8;
     end
 end
 
-pesto_fifo #(.WIDTH(IW), .ADDR_WIDTH(2)) queue_inst (
+// eight credits cover the loop from a read to its pop and back (five cycles) at one entry a cycle
+pesto_fifo #(.WIDTH(IW), .ADDR_WIDTH(3)) queue_inst (
     .clk(clk), .rst(rst || start),
     .s_data(q_in), .s_valid(s2_valid), .s_ready(q_s_ready),
     .m_data(q_out), .m_valid(q_valid), .m_ready(pop)
@@ -150,16 +152,16 @@ wire h_tile_first = q_out[IW-2];
 wire h_tile_last = q_out[IW-3];
 wire h_pass_start = q_out[IW-4];
 
-reg bank;
-reg [1:0] bank_busy;
-reg x_valid, x_first, x_bank;
+reg [1:0] bank;
+reg [2:0] bank_busy;
+reg x_valid, x_first;
+reg [1:0] x_bank, y_bank;
 reg [N_WIDTH-1:0] x_n;
 reg [CW-1:0] x_codes;
-reg y_valid, y_first, y_bank;
+reg y_valid, y_first;
 reg [N_WIDTH-1:0] y_n;
 reg [CW-1:0] y_codes;
 reg [DONE_DELAY-1:0] done_pipe;
-reg [DONE_DELAY-1:0] done_bank;
 
 wire bank_ok = !bank_busy[bank];
 wire need_bank = h_marker || h_tile_first;
@@ -174,8 +176,8 @@ assign pe_n = y_n;
 assign pe_bank = y_bank;
 assign pe_codes = y_codes;
 assign blk_valid = done_pipe[DONE_DELAY-1];
-assign blk_bank = done_bank[DONE_DELAY-1];
 assign issued = issued_reg;
+assign popped = pop && !h_marker;
 
 always @(posedge clk) begin
     x_valid <= pop && !h_marker;
@@ -190,32 +192,24 @@ always @(posedge clk) begin
     y_bank <= x_bank;
 
     done_pipe <= {done_pipe[DONE_DELAY-2:0], tile_done};
-    done_bank <= {done_bank[DONE_DELAY-2:0], bank};
-    if (pop && need_bank) begin
-        bank_busy[bank] <= 1'b1;
-    end
+    bank_busy <= (bank_busy | ((pop && need_bank) ? (3'b001 << bank) : 3'b000)) & ~bank_release;
     if (tile_done) begin
-        bank <= !bank;
+        bank <= (bank == 2'd2) ? 2'd0 : bank + 1'b1;
         counting <= 1'b0;
     end
     if (pop && !h_marker && counting) begin
         issued_reg <= issued_reg + 1'b1;
     end
-    if (bank_release[0]) begin
-        bank_busy[0] <= 1'b0;
-    end
-    if (bank_release[1]) begin
-        bank_busy[1] <= 1'b0;
-    end
     if (start) begin
         counting <= 1'b1;
+        issued_reg <= 32'd0;
     end
     if (rst || start) begin
         x_valid <= 1'b0;
         y_valid <= 1'b0;
         done_pipe <= {DONE_DELAY{1'b0}};
-        bank <= 1'b0;
-        bank_busy <= 2'b00;
+        bank <= 2'd0;
+        bank_busy <= 3'b000;
     end
     if (rst) begin
         issued_reg <= 32'd0;

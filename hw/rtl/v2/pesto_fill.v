@@ -40,9 +40,12 @@ module pesto_fill #
 
     input  wire               load_soon,
     output wire               full_next,
+    // the writer has the banks this cycle: no read slot
+    input  wire               stall,
     output wire               load,
 
-    // source set: address of source 2*bank + port
+    // activation memory: address of source 2*bank + port, valid while rd_en
+    output wire               rd_en,
     output wire [8*AW-1:0]    rd_addr,
 
     // to pesto_window
@@ -95,11 +98,12 @@ reg s2;
 wire [2:0] last_slot = s2 ? 3'd5 : 3'd1;
 wire landing_last = landing && slot_q == last_slot;
 wire may_start = !full_next || load_soon;
-wire start = !filling && d_valid && !d_empty && may_start;
+wire start = !filling && d_valid && !d_empty && may_start && !stall;
 
 assign full_next = landing_last || (full && !load_reg);
 assign d_ready = d_empty || start;
 assign load = load_reg;
+assign rd_en = (filling && !stall) || start;
 
 // per source: the cell of this slot, its address and whether it lies inside the image
 wire [7:0] src_valid;
@@ -142,7 +146,7 @@ endgenerate
 
 always @(posedge clk) begin
     load_reg <= load_soon;
-    landing <= filling || start;
+    landing <= (filling && !stall) || start;
     slot_q <= cur_slot;
     valid_q <= src_valid;
     if (start) begin
@@ -152,7 +156,7 @@ always @(posedge clk) begin
         y0_reg <= d_y0;
         x0_reg <= d_x0;
         s2 <= stride2;
-    end else if (filling) begin
+    end else if (filling && !stall) begin
         slot <= slot + 1'b1;
         if (slot == last_slot) begin
             filling <= 1'b0;
