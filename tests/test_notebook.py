@@ -43,19 +43,47 @@ def exported(tmp_path_factory):
     return artifact.save(art, folder / "small.pesto"), ckpt
 
 
-def test_notebook_runs_on_the_simulated_accelerator(exported, tmp_path, monkeypatch):
+def _execute(notebook: Path, tmp_path, monkeypatch, env: dict) -> tuple[list, str]:
+    """Run ``notebook`` with nbclient under ``env``: (its outputs, their text); no cell may fail."""
     import nbformat
     from nbclient import NotebookClient
-    art_path, ckpt = exported
-    for name, value in {"PESTO_BACKEND": "sim", "PESTO_ARTIFACT": str(art_path), "PESTO_CHECKPOINT": str(ckpt),
-                        "PESTO_IMAGES": "30", "PESTO_ACCEL_IMAGES": "2"}.items():
+    for name, value in env.items():
         monkeypatch.setenv(name, value)
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb = nbformat.read(notebook, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    text = "\n".join(o.get("text", "") for o in outputs)
+    return outputs, "\n".join(o.get("text", "") for o in outputs)
+
+
+def test_notebook_runs_on_the_simulated_accelerator(exported, tmp_path, monkeypatch):
+    art_path, ckpt = exported
+    outputs, text = _execute(NOTEBOOK, tmp_path, monkeypatch, {
+        "PESTO_BACKEND": "sim", "PESTO_ARTIFACT": str(art_path), "PESTO_CHECKPOINT": str(ckpt),
+        "PESTO_IMAGES": "30", "PESTO_ACCEL_IMAGES": "2"})
     assert "backend 'sim'" in text and "bit for bit on 2 images" in text
     assert "integer pipeline:" in text and "float model:" in text and "on the same 30 images" in text
     assert "hw_cycles_per_image" in text and "end to end" in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # the test images and the speedup plot
+
+
+DYNAMIC = ROOT / "notebooks" / "pesto_dynamic.ipynb"
+
+
+def test_dynamic_notebook_runs_on_the_simulated_accelerator(exported, tmp_path, monkeypatch):
+    """The dynamic-inference walk-through: the small model's three pruned sub-nets (with accuracy
+    in their metadata, as `pesto demo` writes it) on the RTL, each checked against the reference,
+    the accuracy-latency plot, and a switch when the latency budget tightens."""
+    from pesto import artifact
+    from pesto.bench.dynamic import pruned_subnets
+    art_path, _ = exported
+    dyn = pruned_subnets(artifact.load(art_path), (1.0, 0.8, 0.6))
+    for s, acc in zip(dyn.subnets, (90.0, 85.0, 70.0)):
+        s.meta["accuracy"] = {"top1_percent": acc, "images": 10000, "split": "test", "measured_by": "test"}
+    path = artifact.save(dyn, tmp_path / "dynamic.pesto")
+    outputs, text = _execute(DYNAMIC, tmp_path, monkeypatch,
+                             {"PESTO_BACKEND": "sim", "PESTO_ARTIFACT": str(path), "PESTO_IMAGES": "4"})
+    assert "backend 'sim'" in text and "keep60" in text and "90.00 %" in text
+    assert "bit for bit on 4 images" in text and "(engine counters)" in text
+    assert "-> sub-net 0 'keep100'" in text and "-> sub-net 2 'keep60'" in text and "1 switch(es) in 4 images" in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 1

@@ -10,9 +10,13 @@
   5. per-layer profile on a test image: every accelerated layer with group skipping on and off
      (the dense-ternary baseline), each output checked against the reference; per-layer
      cycles, speedups and the end-to-end time per image at the fabric clock
+  6. dynamic inference (docs/dynamic.md): the embedded K-sub-net model (``pesto.bench.dynamic.
+     dynamic_artifact``) on the same engine, the sub-net switched between every two images, every
+     logit checked against the integer reference; each sub-net's accuracy and latency, the switch
+     cost, and the sub-net a latency budget picks
 
 Everything lands in --out (default runs/demo/): demo.json (all figures), layers.csv, the
-artifact, and speedup.png.
+artifacts, speedup.png, dynamic.csv and dynamic.png.
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rtl-images", type=nonnegative_int, default=1000,
                         help="of those, test images through the accelerator RTL, every logit checked against the "
                              "integer reference (default 1000, a few minutes; 0 skips it; at most --images run)")
+    parser.add_argument("--dynamic-images", type=nonnegative_int, default=300,
+                        help="test images through the accelerator RTL with the sub-net of the dynamic model switched "
+                             "between every two (default 300; 0 skips the dynamic step)")
     parser.add_argument("--profile-images", type=nonnegative_int, default=1,
                         help="test images for the per-layer profile, each layer with skipping on and off "
                              "(default 1; 0 skips it; at most --images run)")
@@ -112,7 +119,7 @@ def _demo(args) -> int:
     from .export import export_model, load_model
     from .reference import network
 
-    step = Steps(3 + (args.rtl_images > 0) + (args.profile_images > 0))
+    step = Steps(3 + (args.rtl_images > 0) + (args.profile_images > 0) + (args.dynamic_images > 0))
     out = Path(args.out)
     result: dict = {"command": "pesto demo " + " ".join(sys.argv[2:]), "clock_mhz": args.clock_mhz}
 
@@ -195,10 +202,112 @@ def _demo(args) -> int:
             _write(out, result)
             raise HardwareError("the simulated accelerator disagrees with the integer reference (see demo.json)")
 
+    if args.dynamic_images > 0:
+        from .bench.dynamic import dynamic_artifact
+        k = min(args.dynamic_images, n)
+        dyn = dynamic_artifact(train.images[:n_cal].numpy(), base=art, progress=True)
+        step(f"dynamic inference: {dyn.num_subnets} sub-nets of one artifact on one engine ({args.simulator}), "
+             f"the sub-net switched between every two of {k} test images, every logit checked")
+        print(f"sub-nets: {dyn.meta['dynamic']['masks']}")
+        result["dynamic"] = dynamic = dynamic_demo(dyn, images, labels, k, args, out)
+        if not dynamic["bit_exact_vs_reference"]:
+            _write(out, result)
+            raise HardwareError(f"the simulated accelerator disagrees with the integer reference on "
+                                f"{dynamic['mismatched_images']} of {k} images with sub-net switches (see demo.json)")
+
     _write(out, result)
     print(f"\nwrote {out}/demo.json" + (f", {out}/layers.csv, {out}/speedup.png" if args.profile_images else "") +
-          f", {art_path}")
+          (f", {out}/dynamic.csv, {out}/dynamic.png" if args.dynamic_images else "") + f", {art_path}")
     return 0
+
+
+def dynamic_demo(dyn, images: np.ndarray, labels: np.ndarray, k: int, args, out: Path) -> dict:
+    """The K-sub-net artifact ``dyn`` on the simulated engine: each sub-net's accuracy on all
+    ``images`` (integer reference), then the first ``k`` images through the RTL with sub-net
+    i mod K on image i (one image per call: a switch before every image), every logit against
+    the reference; measured latency per sub-net, the switch cost, the policy's pick."""
+    from tqdm import tqdm
+    from . import artifact as artifact_mod
+    from .bench import report
+    from .bench.dynamic import measure_accuracy, plot_accuracy_latency, switch_cost
+    from .driver import Accelerator
+    path = artifact_mod.save(dyn, out / "resnet20_fmnist_dynamic.pesto")
+    want = measure_accuracy(dyn, images, labels, progress=True, record=not dyn.meta["dynamic"]["masks"].startswith(
+        "trained"))
+    artifact_mod.save(dyn, path)   # with the accuracy just measured in each sub-net's metadata
+    subnets = dyn.num_subnets
+    cycles = [[] for _ in range(subnets)]
+    logits = np.empty_like(want[0][:k])
+    t0 = time.perf_counter()
+    with Accelerator(dyn, backend="sim", simulator=args.simulator, clock_mhz=args.clock_mhz) as acc:
+        print(acc, flush=True)
+        if acc.mode != "network":
+            print(f"layer mode: {acc.mode_reason}", flush=True)
+        mismatched = 0
+        with tqdm(total=k, desc=f"RTL, sub-net switched per image ({acc.mode} mode)", unit="image",
+                  file=sys.stderr) as bar:
+            for i in range(k):
+                s = i % subnets
+                acc.select_subnet(s)
+                logits[i] = acc.execute(images[i:i + 1])[0]
+                cycles[s].append(sum(r.cycles for r in acc.records.values()))
+                mismatched += int((logits[i] != want[s][i]).any())
+                bar.update(1)
+                bar.set_postfix_str(f"{mismatched} mismatched")
+        switch = switch_cost(acc, images[:1], 0, subnets - 1)
+        model = acc.subnets()
+        mode, reason = acc.mode, acc.mode_reason
+    wall = time.perf_counter() - t0
+    rows = []
+    for s, row in enumerate(model):
+        mine = [i for i in range(k) if i % subnets == s]
+        measured = float(np.mean(cycles[s])) if cycles[s] else float("nan")
+        rows.append({"index": s, "name": row["name"], "group_sparsity_percent": 100 * row["group_sparsity"],
+                     "issued_groups": row["issued_groups"], "speedup_ideal": row["speedup_ideal"],
+                     "accuracy_percent": 100 * float((want[s].argmax(1) == labels).mean()), "images": len(images),
+                     "rtl_images": len(mine),
+                     "rtl_accuracy_percent": 100 * float((logits[mine].argmax(1) == labels[mine]).mean())
+                     if mine else None,
+                     "cycles_per_image": measured, "us_per_image": measured / args.clock_mhz,
+                     "images_per_s": args.clock_mhz * 1e6 / measured, "model_cycles_per_image": row["cycles"],
+                     "cycles_from": "RTL counters"})
+    cols = [("index", "#"), ("name", "sub-net"), ("group_sparsity_percent", "group sparsity %"),
+            ("accuracy_percent", f"accuracy % ({len(images)} images, reference)"),
+            ("rtl_accuracy_percent", "accuracy % (RTL, its images)"), ("cycles_per_image", "RTL cycles / image"),
+            ("us_per_image", f"us @ {args.clock_mhz:g} MHz"), ("images_per_s", "images/s"),
+            ("model_cycles_per_image", "model cycles")]
+    markdown = report.table(rows, cols)
+    print(markdown)
+    # budgets just above each sub-net's measured latency: the policy picks the most accurate one that fits
+    budgets = sorted(1.02 * r["us_per_image"] for r in rows)
+    picks = [_policy_pick(rows, b, args.clock_mhz) for b in budgets]
+    sw_frac = None
+    if switch["engine_cycles"] is not None:
+        sw_frac = (switch["engine_cycles"] + (switch["bus_cycles"] or 0)) / switch["image_cycles"]
+    print(f"{k} images, {k - 1} sub-net switches, every logit bit-exact vs the integer reference: "
+          f"{'yes' if mismatched == 0 else 'NO, ' + str(mismatched) + ' images differ'} ({mode} mode; {wall:.0f} s)")
+    print(f"a switch costs {switch['engine_cycles']} engine cycles"
+          + (f" + {switch['bus_cycles']} bus cycles (the SUBNET write)" if switch["bus_cycles"] is not None else "")
+          + (f" = {100 * sw_frac:.3f} % of one image" if sw_frac is not None else ""))
+    for b, pick in zip(budgets, picks):
+        print(f"latency budget {b:.0f} us per image -> sub-net {pick['index']} {pick['name']!r} "
+              f"({pick['us_per_image']:.0f} us, {pick['accuracy_percent']:.2f} %)")
+    meta = {"artifact": str(path), "masks": dyn.meta["dynamic"]["masks"], "mode": mode, "mode_reason": reason,
+            "clock_mhz": args.clock_mhz}
+    report.write_results(out, "dynamic", rows, meta, markdown)
+    plot_accuracy_latency(rows, [], out / "dynamic.png", args.clock_mhz)
+    return {"artifact": str(path), "subnets": rows, "rtl_images": k, "switches": k - 1, "mode": mode,
+            "mode_reason": reason, "bit_exact_vs_reference": mismatched == 0, "mismatched_images": mismatched,
+            "switch": switch, "switch_fraction_of_image": sw_frac,
+            "budget_picks": [{"budget_us": b, "subnet": p["index"]} for b, p in zip(budgets, picks)],
+            "wall_s": wall, "masks": dyn.meta["dynamic"]["masks"]}
+
+
+def _policy_pick(rows: list[dict], budget_us: float, clock_mhz: float) -> dict:
+    """The driver's policy (pesto.driver.subnets.choose) on the measured latencies."""
+    from .driver.subnets import choose
+    cands = [{**r, "us": r["us_per_image"]} for r in rows]
+    return choose(cands, budget_us, clock_mhz)
 
 
 def rtl_network(art, images: np.ndarray, labels: np.ndarray, want: np.ndarray, args) -> dict:
@@ -212,6 +321,7 @@ def rtl_network(art, images: np.ndarray, labels: np.ndarray, want: np.ndarray, a
     mismatched = 0
     with Accelerator(art, backend="sim", simulator=args.simulator, clock_mhz=args.clock_mhz) as acc:
         print(acc, flush=True)
+        mode = acc.mode
         bus = acc.backend.bus
         t0, cpu0, c0 = time.perf_counter(), time.process_time(), bus.cycles
         with tqdm(total=len(images), desc=f"RTL network ({args.simulator})", unit="image", file=sys.stderr) as bar:
@@ -235,8 +345,10 @@ def rtl_network(art, images: np.ndarray, labels: np.ndarray, want: np.ndarray, a
             "clock_mhz": args.clock_mhz, "wall_s": wall, "images_per_s_wall": k / wall,
             "sim_cycles": sim_cycles, "sim_cycles_per_s": sim_cycles / wall, "cpu_s": cpu,
             "sim_cycles_per_cpu_s": sim_cycles / cpu if cpu > 0 else float("nan"), "batch": RTL_BATCH,
-            "note": "layer by layer (one DMA round trip per accelerated layer), skip on; hw cycles include the "
-                    "streams, not the host float layers"}
+            "mode": mode,
+            "note": ("network mode (one input and one output stream per batch, the glue on the engine)" if mode ==
+                     "network" else "layer by layer (one DMA round trip per accelerated layer)")
+                    + ", skip on; hw cycles include the streams, not the host float layers"}
 
 
 def _write(out: Path, result: dict) -> None:

@@ -1,6 +1,7 @@
 """`pesto demo` end to end (README command one, minus the setup): the embedded model exported,
 accuracy float vs integer, a few images through the accelerator RTL network with every logit
-checked, and one image profiled layer by layer with skipping on and off."""
+checked, one image profiled layer by layer with skipping on and off, and the dynamic model's
+sub-nets switched between images on the RTL."""
 
 from __future__ import annotations
 
@@ -32,13 +33,14 @@ def checkpoint(tmp_path_factory):
 
 def test_demo(checkpoint, tmp_path, capsys):
     argv = ["demo", "-o", str(tmp_path), "--images", "40", "--rtl-images", "8", "--profile-images", "1",
-            "--calibration-images", "64"]
+            "--calibration-images", "64", "--dynamic-images", "6"]
     from pesto.train.checkpoint import default_checkpoint_path
     if checkpoint != default_checkpoint_path():
         argv += ["--checkpoint", str(checkpoint)]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "[5/5]" in printed and "bit-exact vs the integer reference: yes, all 8" in printed
+    assert "[6/6]" in printed and "bit-exact vs the integer reference: yes, all 8" in printed
+    assert "6 images, 5 sub-net switches, every logit bit-exact vs the integer reference: yes" in printed
     result = json.loads((tmp_path / "demo.json").read_text())
     acc = result["accuracy"]
     assert acc["images"] == 40 and 0 <= acc["integer"] <= 100 and 0 <= acc["float"] <= 100
@@ -53,8 +55,23 @@ def test_demo(checkpoint, tmp_path, capsys):
     assert len(result["layers"]) == comp["layers"] == 18
     e = result["end_to_end"]
     assert e["cycles_skip"] <= e["cycles_dense"] and e["us_per_image_skip"] == pytest.approx(e["cycles_skip"] / 100)
-    for name in ("layers.csv", "speedup.png", "resnet20_fmnist.pesto"):
+    for name in ("layers.csv", "speedup.png", "resnet20_fmnist.pesto", "dynamic.csv", "dynamic.png",
+                 "resnet20_fmnist_dynamic.pesto"):
         assert (tmp_path / name).stat().st_size > 0
+    dyn = result["dynamic"]
+    assert dyn["bit_exact_vs_reference"] is True and dyn["rtl_images"] == 6 and dyn["switches"] == 5
+    subs = dyn["subnets"]
+    assert len(subs) == 3 and [s["rtl_images"] for s in subs] == [2, 2, 2]
+    assert subs[0]["cycles_per_image"] > subs[1]["cycles_per_image"] > subs[2]["cycles_per_image"]
+    for p in dyn["budget_picks"]:   # the most accurate sub-net within the budget, the faster on a tie
+        fits = [s for s in subs if s["us_per_image"] <= p["budget_us"]]
+        best = max(fits, key=lambda s: (s["accuracy_percent"], -s["us_per_image"]))
+        assert p["subnet"] == best["index"]
+    assert dyn["budget_picks"][0]["subnet"] == 2                # the tightest budget: the fastest sub-net
+    assert abs(dyn["switch"]["engine_cycles"]) < 0.01 * dyn["switch"]["image_cycles"]
+    from pesto import artifact
+    saved = artifact.load(dyn["artifact"])
+    assert saved.num_subnets == 3 and all("accuracy" in s.meta for s in saved.subnets)
     if checkpoint == default_checkpoint_path():  # the trained model: accurate and really compressed
         assert acc["float"] > 80 and abs(acc["delta_points"]) <= 2.6  # one image of 40 is 2.5 points
         assert comp["group_sparsity"] > 0.2 and e["speedup"] > 1.1

@@ -68,6 +68,8 @@ class AxiDmaModel:
     def __init__(self, memory, engine, dead: bool = False):
         self.memory, self.engine, self.dead = memory, engine, dead
         self.regs = {}
+        self.armed = False                      # S2MM holds a receive buffer
+        self.sends = self.receives = 0          # transfers started on each channel
         self.halted = {0x00: True, 0x30: True}
         self.idle = {0x00: False, 0x30: False}
 
@@ -89,15 +91,19 @@ class AxiDmaModel:
                 self.halted[ch] = not value & 1
         elif offset == 0x58:                    # S2MM_LENGTH: the receive buffer is armed
             self.idle[0x30] = False
+            self.armed = True
+            self.receives += 1
         elif offset == 0x28:                    # MM2S_LENGTH: send now
             self.idle[0x00] = False
+            self.sends += 1
             words = self.memory.read(self.regs[0x18] | self.regs.get(0x1C, 0) << 32, value)
             self.idle[0x00] = True
-            out = self.engine.transfer(words, self.regs[0x58] // 8)
-            if out is not None and not self.dead:  # a lost output stream leaves S2MM busy
+            out = self.engine.transfer(words, self.regs[0x58] // 8 if self.armed else 0)
+            if self.armed and out is not None and not self.dead:  # a lost output stream leaves S2MM busy
                 self.memory.write(self.regs[0x48] | self.regs.get(0x4C, 0) << 32, out)
                 self.regs[0x58] = out.nbytes
                 self.idle[0x30] = True
+                self.armed = False
 
 
 class Memory:
@@ -191,7 +197,9 @@ def board(remote, *, dead_engine=False, other_ip=False, with_dma=True, vlnv=None
     dma = AxiDmaModel(device.memory, remote, dead=dead_engine)
     device.windows[1] = (DMA_BASE, DMA_RANGE, dma)
     Device.active_device = device   # what pynq.allocate() uses
-    return Overlay(device, vlnv or pynq_backend.VLNV, with_dma=with_dma)
+    overlay = Overlay(device, vlnv or pynq_backend.VLNV, with_dma=with_dma)
+    overlay.dma_model = dma
+    return overlay
 
 
 def expect_error(fn) -> str:
@@ -205,6 +213,33 @@ def expect_error(fn) -> str:
     return "no error"
 
 
+def network_job(remote, job: dict, job_dir: Path) -> None:
+    """Network mode on the board: every sub-net on a batch, one DMA send and one receive per
+    run, a switch inside a batch, the engine's program loaded once."""
+    from pesto import artifact as artifact_mod
+    from pesto.driver import Accelerator
+    art = artifact_mod.load(job["artifact"])
+    images = np.load(job_dir / "images.npy", allow_pickle=False)
+    results: dict = {"pynq_version": pynq.__version__, "sends": [], "receives": []}
+    out: dict[str, np.ndarray] = {}
+    overlay = board(remote)
+    dma = overlay.dma_model
+    with Accelerator(art, backend="pynq", overlay=overlay, timeout_s=job["timeout_s"]) as acc:
+        results.update(mode=acc.mode, mode_reason=acc.mode_reason, describe=repr(acc))
+        for k in range(art.num_subnets):
+            dma.sends = dma.receives = 0
+            out[f"subnet_{k}"] = acc.execute(images, subnet=k)
+            results["sends"].append(dma.sends)
+            results["receives"].append(dma.receives)
+            results.setdefault("cycles", []).append(acc.hw_time()["hw_cycles_per_image"])
+        dma.sends = dma.receives = 0
+        out["mixed"] = acc.execute(images, subnet=job["plan"])
+        results["mixed_sends"], results["mixed_receives"] = dma.sends, dma.receives
+        results["throughput"] = acc.throughput_test(images)
+    np.savez(job_dir / "out.npz", **out)
+    (job_dir / "results.json").write_text(json.dumps(results))
+
+
 def main(fd: int, job_dir: Path) -> None:
     from pesto import artifact as artifact_mod
     from pesto.driver import Accelerator, pynq_backend
@@ -213,6 +248,10 @@ def main(fd: int, job_dir: Path) -> None:
     sock = socket.socket(fileno=fd)
     remote = RemoteBus(sock)
     job = json.loads((job_dir / "job.json").read_text())
+    if job.get("network"):
+        network_job(remote, job, job_dir)
+        sock.close()
+        return
     art = artifact_mod.load(job["artifact"])
     images = np.load(job_dir / "images.npy", allow_pickle=False)
     results: dict = {"pynq_version": pynq.__version__, "numpy_version": np.__version__,

@@ -26,8 +26,13 @@ def test_execute_is_the_reference_network(ref, art, fmnist):
     logits = ref.execute(images[:4])
     assert logits.shape == (4, art.num_classes) and logits.dtype == np.float32
     assert np.array_equal(logits, network.run(art, images[:4]))
-    assert set(ref.records) == {layer.name for layer in art.layers}       # every layer went through the hook
-    assert all(r.calls == 1 and not r.stats for r in ref.records.values())   # ref has no counters
+    # the network fits the default v2 build: one network-mode call runs the whole chain
+    assert ref.mode == "network" and set(ref.records) == {"network"}
+    assert ref.records["network"].calls == 1 and not ref.records["network"].stats   # ref has no counters
+    layer = Accelerator(art, backend="ref", mode="layer")
+    assert np.array_equal(layer.execute(images[:4]), logits)
+    assert set(layer.records) == {layer.name for layer in art.layers}       # every layer went through the hook
+    assert all(r.calls == 1 and not r.stats for r in layer.records.values())
 
 
 def test_image_encodings_agree(ref, fmnist):

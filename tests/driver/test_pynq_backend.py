@@ -105,3 +105,52 @@ def test_pynq_backend_on_the_real_pynq_package(sim, artifact_path, art, fmnist, 
     assert errors["no_dma"].startswith("HardwareError") and "no AXI DMA" in errors["no_dma"]
     assert errors["no_accel"].startswith("HardwareError") and "no pesto accelerator" in errors["no_accel"]
     assert errors["dead_engine"].startswith("HardwareError") and "timed out" in errors["dead_engine"]
+
+
+@pytest.mark.skipif("SUBNET" not in __import__("pesto.hwspec", fromlist=["REGMAP"]).REGMAP.registers,
+                    reason="needs the v2 register map (regmap.json of wip/rtlv2)")
+def test_pynq_backend_network_mode(tmp_path):
+    """Network mode through the real pynq package: the engine behind the board is the per-model HLS
+    network engine in C simulation (a v2 engine with every sub-net on chip); each batch is one
+    DMA send and one receive, a sub-net switch inside a batch one more run, bit for bit the
+    reference."""
+    from pesto import artifact
+    from pesto.hls.network import open_csim
+    from pesto.reference import network
+    from pesto.sim.networks import random_chain, random_images, random_subnets
+    from pynq_venv import pynq_python
+    art = random_subnets(random_chain(3), keep=(1.0, 0.5), seed=3)     # as tests/hls: one g++ build
+    images = random_images(art, 3, 3)
+    job = tmp_path
+    np.save(job / "images.npy", images)
+    plan = [1, 1, 0]
+    (job / "job.json").write_text(json.dumps({"network": True, "artifact": str(artifact.save(art, job / "a.pesto")),
+                                              "timeout_s": 10.0, "plan": plan}))
+    ours, theirs = socket.socketpair()
+    # pesto comes from the wheel installed in the board venv, not from this checkout
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["XILINX_XRT"] = "/nonexistent"
+    with open_csim(art) as bus:
+        proc = subprocess.Popen([str(pynq_python()), str(HERE / "pynq_board.py"), str(theirs.fileno()), str(job)],
+                                pass_fds=[theirs.fileno()], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        theirs.close()
+        try:
+            serve(ours, bus, proc)
+            out_text, _ = proc.communicate(timeout=120)
+        finally:
+            ours.close()
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, out_text.decode(errors="replace")[-4000:]
+    results = json.loads((job / "results.json").read_text())
+    out = dict(np.load(job / "out.npz"))
+    assert results["mode"] == "network", results["mode_reason"]
+    assert results["sends"] == [1, 1] and results["receives"] == [1, 1]        # one round trip per batch
+    assert results["mixed_sends"] == 2 and results["mixed_receives"] == 2       # a switch: one more run
+    for k in range(2):
+        assert np.array_equal(out[f"subnet_{k}"], network.run(art, images, subnet=k)), k
+    want = np.stack([network.run(art, images[i:i + 1], subnet=k)[0] for i, k in enumerate(plan)])
+    assert np.array_equal(out["mixed"], want)
+    assert results["cycles"][0] > results["cycles"][1] > 0
+    tp = results["throughput"]
+    assert tp["images_per_s_from"] == "wall time" and tp["hw_images_per_s"] > 0   # the board: wall time

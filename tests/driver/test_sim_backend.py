@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pesto.driver import Accelerator, BusBackend, HostFallbackWarning, RefBackend, run_layer
-from pesto.errors import HardwareError
+from pesto.errors import HardwareError, UnsupportedLayerError
 from pesto.hwspec import layer_registers
 from pesto.sim.measure import make_layer, random_input
 
@@ -102,6 +102,34 @@ def test_layer_too_big_for_the_build_runs_tiled(sim, hw_backend):
     finally:
         sim.max_cycles = limit
         sim.reset()
+
+
+def test_dynamic_model_on_a_build_without_network_mode(sim, art, fmnist):
+    """The RTL build here reports no network mode (HWCFG0.CAPS bit 0 clear): a K-sub-net
+    artifact runs layer by layer, every sub-net bit-exact with the reference, the sub-net switched
+    between images and inside one call; mode='network' is refused naming the fix."""
+    from pesto.errors import ConfigError
+    from pesto.reference import network
+    from pesto.sim.networks import random_subnets
+    multi = random_subnets(art, keep=(1.0, 0.6), seed=5, names=["full", "fast"])
+    images = fmnist[0][:3]
+    want = [network.run(multi, images, subnet=k) for k in range(2)]
+    with Accelerator(multi, backend="sim", sim=sim) as acc:
+        assert not acc.backend.hw.network and acc.mode == "layer" and "CAPS" in acc.mode_reason
+        for k in (1, 0):
+            acc.select_subnet(k)
+            assert np.array_equal(acc.execute(images), want[k]), k
+        plan = [1, 0, 1]
+        assert np.array_equal(acc.execute(images, subnet=plan), np.stack([want[k][i] for i, k in enumerate(plan)]))
+        issued = {r.name: [s.groups_issued for s in r.stats] for r in acc.records.values()}
+        fast = multi.subnet(1)
+        for layer in multi.subnet(0).layers:   # the engine issued each image's own sub-net's groups
+            nnz = [int(layer.nnz_groups), int(fast.node(layer.name).layer.nnz_groups)]
+            assert issued[layer.name] == [nnz[k] for k in plan], layer.name
+        with pytest.raises(ConfigError, match="no sub-nets|out of range"):
+            acc.select_subnet(2)
+    with pytest.raises(UnsupportedLayerError, match="mode='layer'"):
+        Accelerator(multi, backend="sim", sim=sim, mode="network")
 
 
 def test_layer_no_tiling_fits_runs_on_the_host_with_a_warning(sim, hw_backend):

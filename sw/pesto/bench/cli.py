@@ -3,6 +3,7 @@
     pesto bench table7                      # table 7 of the seed: three ResNet-20 layers
     pesto bench sweep --shape 16x16x3x3     # speedup across group sparsity 0..95 %
     pesto bench artifact model.pesto        # every accelerated layer of an exported network
+    pesto bench dynamic [model.pesto]       # K sub-nets on one engine: accuracy, latency, switch cost
 
 Each writes JSON + CSV + markdown and a PNG plot to --out (default runs/bench/) and prints the
 table. Cycles come from the engine's own counters (CYCLES, COMPUTE_CYCLES) read over AXI4-Lite
@@ -68,6 +69,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     common(p)
     p.add_argument("artifact", type=existing_file, help="an artifact written by `pesto export-to-fpga`")
     p.add_argument("--images", type=int_range(1, 10000), default=1, help="test images to profile on (1..10000, default 1)")
+    p.add_argument("--data-root", type=data_folder, default=None,
+                   help="folder with the dataset, searched alone (default: $PESTO_DATA_ROOT, else system paths)")
+
+    from .dynamic import AST_RESULTS
+    p = sub.add_parser("dynamic", help="K sub-nets on one engine: accuracy, latency and switch cost per sub-net")
+    common(p)
+    p.add_argument("artifact", type=existing_file, nargs="?", default=None,
+                   help="a multi-sub-net artifact (default: export the embedded dynamic model, docs/dynamic.md)")
+    p.add_argument("--backend", choices=["sim", "ref", "hls"], default="sim",
+                   help="the engine (default sim: the RTL; ref: the cycle model, no counters; hls: the C-sim)")
+    p.add_argument("--images", type=int_range(1, 10000), default=10000,
+                   help="Fashion-MNIST test images for the reference accuracy (1..10000, default 10000, the whole set)")
+    p.add_argument("--engine-images", type=int_range(1, 10000), default=1000,
+                   help="of those, images through the engine per sub-net, each logit checked (default 1000)")
+    p.add_argument("--calibration-images", type=int_range(1, 60000), default=256,
+                   help="training images that calibrate the export of the embedded model (default 256)")
+    p.add_argument("--ast-results", type=Path, default=AST_RESULTS,
+                   help="the AST benchmark's results, for the individually trained models in the plot")
+    p.add_argument("--replot", type=existing_file, default=None, metavar="DYNAMIC_JSON",
+                   help="run nothing: redraw the plot (and the individually trained models in the JSON) of an "
+                        "earlier run's dynamic.json, with --ast-results, into --out")
     p.add_argument("--data-root", type=data_folder, default=None,
                    help="folder with the dataset, searched alone (default: $PESTO_DATA_ROOT, else system paths)")
 
@@ -223,7 +245,7 @@ def validate(args) -> None:
         bad = [s for s in args.sparsity if not 0.0 <= s < 1.0]
         if bad:
             raise UsageError(f"--sparsity {bad}: group sparsities must lie in [0, 1)")
-    if args.bench == "artifact" and not args.artifact.is_file():
+    if args.bench in ("artifact", "dynamic") and args.artifact is not None and not args.artifact.is_file():
         raise UsageError(f"artifact {args.artifact} not found; write one with `pesto export-to-fpga`")
     if args.clock_mhz <= 0:
         raise UsageError(f"--clock-mhz must be positive, got {args.clock_mhz}")
@@ -238,6 +260,9 @@ def run(args) -> int:
 
 def _run(args) -> int:
     from . import report
+    if args.bench == "dynamic":
+        from . import dynamic
+        return dynamic.run(args)
     runner = {"table7": run_table7, "sweep": run_sweep, "artifact": run_artifact}[args.bench]
     backend = _open_sim(args)
     try:

@@ -3,13 +3,19 @@
     from pesto.driver import Accelerator
     with Accelerator("model.pesto", backend="sim") as acc:      # or "ref", or "pynq"
         logits = acc.execute(images)                            # uint8 or [0, 1] float images
+        print(acc.subnets())                                    # sparsity, expected us, accuracy
+        acc.select_subnet(acc.pick_subnet(budget_us=300))       # the best one within 300 us
         print(acc.throughput_test(images))
         print(acc.profile(images[:1]))                          # per-layer cycles, skip on/off
 
-The whole graph (host float layers, quantize/dequantize, residual adds, shortcuts) runs in
-``pesto.reference.network``; the backend runs only the accelerated layers through the
-``conv`` hook it offers. Normalisation and fixed-point encoding/decoding happen here, never
-in the user's code. numpy only: this module is what runs on the board.
+Two ways to run (``mode``): **network mode** when the engine has it and the network fits the
+build (the accelerated chain, every sub-net of it, is compiled once into a network program,
+``pesto.hwspec.program``, loaded once, and each batch is one input and one output stream; a
+sub-net switch is one register write), **layer mode** otherwise (one run per accelerated layer,
+the glue on the host). The host float layers run in ``pesto.reference.network`` either way; the
+backend runs the chain (``network``) or each accelerated layer (``conv``). Normalisation and
+fixed-point encoding/decoding happen here, never in the user's code. numpy only: this module is
+what runs on the board.
 """
 
 from __future__ import annotations
@@ -21,14 +27,18 @@ from pathlib import Path
 import numpy as np
 
 from .. import numerics
-from ..errors import ConfigError, HardwareError
+from ..errors import ConfigError, HardwareError, UnsupportedLayerError
+from ..hwspec import HwConfig
 from ..ir import TernaryConv
+from . import subnets as subnet_info
 from ..validate import check_float, check_int
 from .backends import Backend, BusBackend, RefBackend
 from .protocol import LayerStats
 
-BACKENDS = ("ref", "sim", "pynq")
+BACKENDS = ("ref", "sim", "hls", "pynq")
+MODES = ("auto", "network", "layer")
 DEFAULT_CLOCK_MHZ = 100.0   # the PYNQ-Z1 fabric clock of the default build
+NETWORK_RECORD = "network"  # the key of ``records`` in network mode: one entry per run
 
 
 @dataclass
@@ -49,11 +59,13 @@ class LayerRecord:
 
 
 def open_backend(backend: str | Backend, *, sim=None, simulator: str = "verilator", overlay=None,
-                 timeout_s: float = 10.0, **sim_options) -> Backend:
+                 timeout_s: float = 10.0, artifact=None, hls_project=None, **sim_options) -> Backend:
     """A Backend by name. ``simulator``: which simulated bus backs "sim" (``pesto.sim.SIM_BUSES``:
     "verilator", the fast C++ harness, by default; "cocotb-verilator" or "icarus" through
     cocotb), with ``sim_options`` for it; ``sim``: an open simulated bus to share instead (tests
-    reuse one); ``overlay``: a pynq Overlay or the path of a .bit (with its .hwh beside it)."""
+    reuse one); ``overlay``: a pynq Overlay or the path of a .bit (with its .hwh beside it);
+    "hls": the per-model HLS engine of ``artifact`` in g++ C simulation (``pesto.hls.network``),
+    or the one rendered in ``hls_project``."""
     if isinstance(backend, Backend):
         return backend
     if backend == "ref":
@@ -64,6 +76,11 @@ def open_backend(backend: str | Backend, *, sim=None, simulator: str = "verilato
             from ..sim import open_sim  # needs Verilator (and cocotb for the cocotb buses): dev machine only
             sim = open_sim(simulator, **sim_options).open()
         return BusBackend(sim, "sim", timeout_s=max(timeout_s, 60.0), owns_bus=owns)
+    if backend == "hls":
+        if artifact is None and hls_project is None:
+            raise ConfigError("backend 'hls' renders the HLS engine of an artifact: pass artifact= (Accelerator does)")
+        from ..hls.network import open_csim   # needs g++ and hls4ml's ap_types headers: dev machine only
+        return BusBackend(open_csim(artifact, hls_project), "hls", timeout_s=max(timeout_s, 600.0))
     if backend == "pynq":
         if overlay is None:
             raise ConfigError("backend 'pynq' needs overlay=: a pynq.Overlay or the path of the pesto .bit")
@@ -82,14 +99,18 @@ class Accelerator:
     artifact: an Artifact or the path of one; backend: "ref" | "sim" | "pynq" (or a Backend);
     skip: group skipping on (False runs the dense-ternary baseline on the same engine);
     clock_mhz: the fabric clock that turns cycle counts into time;
-    subnet: the sub-net that runs, by index or name, of an artifact with several (docs/subnets.md).
+    subnet: the sub-net that runs, by index or name, of an artifact with several (docs/subnets.md);
+    mode: "auto" (network mode when the backend has it and the network fits its build, else layer
+    mode; ``mode_reason`` says why), "network" (refuse what does not fit) or "layer".
     """
 
     def __init__(self, artifact, backend: str | Backend = "ref", *, skip: bool = True,
-                 clock_mhz: float = DEFAULT_CLOCK_MHZ, subnet=0, **backend_options):
+                 clock_mhz: float = DEFAULT_CLOCK_MHZ, subnet=0, mode: str = "auto", **backend_options):
         from .. import artifact as artifact_mod
         if isinstance(artifact, (str, Path)):
             artifact = artifact_mod.load(artifact)
+        if mode not in MODES:
+            raise ConfigError(f"unknown mode {mode!r}; use one of {MODES}")
         if not isinstance(artifact, artifact_mod.Artifact):
             raise ConfigError(f"Accelerator needs a pesto.artifact.Artifact or the path of a .pesto file, got "
                               f"{type(artifact).__name__}; export one with `pesto export-to-fpga`")
@@ -98,10 +119,17 @@ class Accelerator:
         clock_mhz = check_float(clock_mhz, "clock_mhz", 0.0, lo_open=True)
         self.source = artifact          # every sub-net
         self.select_subnet(subnet)
-        self.backend = open_backend(backend, **backend_options)
+        self.backend = open_backend(backend, artifact=artifact, **backend_options)
         self.skip = skip
         self.clock_mhz = clock_mhz
         self.records: dict[str, LayerRecord] = {}
+        self._accel_s = 0.0             # wall time inside the backend's calls (throughput_test)
+        self._rows: dict[bool, list[dict]] = {}
+        try:
+            self._choose_mode(mode)
+        except BaseException:
+            self.close()
+            raise
 
     # -- lifetime -------------------------------------------------------------------------
     def __enter__(self) -> "Accelerator":
@@ -114,15 +142,111 @@ class Accelerator:
         self.backend.close()
 
     def __repr__(self) -> str:
+        k = self.source.num_subnets
+        subs = f", sub-net {self.subnet} {self.source.subnet_names[self.subnet]!r} of {k}" if k > 1 else ""
         return (f"Accelerator({len(self.layers)} accelerated layers on {self.backend.describe()}, "
-                f"skip={'on' if self.skip else 'off'})")
+                f"{self.mode} mode, skip={'on' if self.skip else 'off'}{subs})")
 
+    # -- network or layer mode --------------------------------------------------------------
+    def _choose_mode(self, mode: str) -> None:
+        """Network mode when the engine has it and the whole network, every sub-net, fits its
+        build; else layer mode (``mode_reason``). A build with room for fewer sub-nets than the
+        artifact holds is refused either way: layer mode would hide that no switch is possible."""
+        self.program, self.mode, self.mode_reason = None, "layer", ""
+        if mode == "layer":
+            self.mode_reason = "mode='layer' was asked for"
+            return
+        build = self.backend.network_build()
+        if build is None:
+            why = (f"backend {self.backend.name!r} has no network mode (HWCFG0.CAPS bit 0 clear: a v1 "
+                   f"bitstream or the layer-mode HLS engine)")
+            if mode == "network":
+                raise UnsupportedLayerError(f"{why}: load a v2 overlay (bitstreams/build.sh) or use mode='layer'")
+            self.mode_reason = why
+            return
+        k = self.source.num_subnets
+        if k > build.max_subnets:
+            raise UnsupportedLayerError(
+                f"the accelerator build holds at most {build.max_subnets} sub-nets, the artifact {k}: rebuild "
+                f"the bitstream with room for {k} (MAX_SUBNETS), or export the artifact with at most "
+                f"{build.max_subnets} sub-nets")
+        from ..hwspec.program import compile_network
+        held = self.backend.held_program()
+        # with the dense schedules when skipping is off, or when the engine holds a program with
+        # them (an HLS engine built for this network: its program is fixed, so match it)
+        dense = not self.skip or bool(held is not None and held.valid and held.dense)
+        try:
+            program = compile_network(self.source, build, dense=dense)
+        except UnsupportedLayerError as e:
+            if mode == "network":
+                raise
+            self.mode_reason = f"the network does not run in network mode: {e}"
+            return
+        try:
+            program.check_fits(build)
+        except UnsupportedLayerError as e:
+            if mode == "network":
+                raise
+            if k > 1 and self._one_subnet_fits(build):
+                raise UnsupportedLayerError(
+                    f"the accelerator build has room for this network but not for its {k} sub-nets ({e}): rebuild "
+                    f"the bitstream for this artifact (`bitstreams/build.sh hls ARTIFACT`, or the RTL with larger "
+                    f"memories), export fewer sub-nets, or run it layer by layer (mode='layer')") from e
+            self.mode_reason = f"the network does not run in network mode on this build: {e}"
+            return
+        self.backend.prepare(program)   # loaded once, here: a refused program shows at once
+        self.program, self.mode = program, "network"
+
+    def _one_subnet_fits(self, build: HwConfig) -> bool:
+        from ..hwspec.program import compile_network
+        try:
+            compile_network(self.source.subnet(0), build).check_fits(build)
+        except UnsupportedLayerError:
+            return False
+        return True
+
+    def _network_program(self):
+        """The loaded program; with skipping off, one that also holds the dense schedules."""
+        if not self.skip and not self.program.dense:
+            from ..hwspec.program import compile_network
+            build = self.backend.network_build()
+            program = compile_network(self.source, build, dense=True)
+            program.check_fits(build)   # UnsupportedLayerError names the memory
+            self.backend.prepare(program)
+            self.program = program
+        return self.program
+
+    # -- sub-nets (docs/dynamic.md) ---------------------------------------------------------
     def select_subnet(self, key) -> int:
-        """Run sub-net ``key`` (index or name) from the next call on; returns its index."""
+        """Run sub-net ``key`` (index or name) from the next call on; returns its index. In
+        network mode nothing is reloaded: the next run writes the SUBNET register."""
+        names = self.source.subnet_names
+        if self.source.num_subnets == 1 and key not in (0, names[0]):
+            raise ConfigError(f"select_subnet({key!r}): this artifact holds one network and no sub-nets; "
+                              f"export a multi-sub-net artifact (`pesto train --mode ast`, then `pesto "
+                              f"export-to-fpga`; or pesto.artifact.merge_subnets) to switch at run time")
         self.subnet = self.source.subnet_index(key)
         self.artifact = self.source.subnet(self.subnet)   # the plain artifact of that sub-net
         self.layers: dict[str, TernaryConv] = {layer.name: layer for layer in self.artifact.layers}
         return self.subnet
+
+    def subnets(self) -> list[dict]:
+        """Per sub-net: index, name, groups and issued groups, group sparsity, ideal speedup
+        G/G_k, target sparsity, accuracy measured at training/export time (``accuracy_percent``,
+        None if the artifact has none), and expected ``cycles`` / ``us`` / ``images_per_s`` per
+        image on this build at ``clock_mhz`` (the cycle model: docs/accelerator-v2.md in network
+        mode, a v1 estimate in layer mode; host float layers not included); ``selected``."""
+        if self.skip not in self._rows:
+            program = self._network_program() if self.mode == "network" else None
+            self._rows[self.skip] = subnet_info.subnet_rows(self.source, self.clock_mhz, program,
+                                                            self.backend.hw or HwConfig(), self.skip)
+        return [{**r, "selected": r["index"] == self.subnet} for r in self._rows[self.skip]]
+
+    def pick_subnet(self, budget_us: float) -> int:
+        """The index of the most accurate sub-net whose expected latency per image (``subnets()``)
+        is at most ``budget_us`` microseconds; select it with ``select_subnet``. ConfigError when
+        none is fast enough."""
+        return subnet_info.choose(self.subnets(), budget_us, self.clock_mhz)["index"]
 
     @property
     def has_counters(self) -> bool:
@@ -148,20 +272,77 @@ class Accelerator:
 
     # -- running --------------------------------------------------------------------------
     def _conv(self, x: np.ndarray, layer: TernaryConv) -> np.ndarray:
+        t0 = time.perf_counter()
         y, stats = self.backend.conv(x, layer, skip=self.skip)
+        self._accel_s += time.perf_counter() - t0
         rec = self.records.setdefault(layer.name, LayerRecord(layer.name))
         rec.calls += 1
         if stats:
             rec.stats.extend(stats)
         return y
 
-    def execute(self, images, trace: bool = False):
+    def _chain(self, subnet: int):
+        """The accelerated chain of sub-net ``subnet`` as one network-mode call."""
+        from ..hwspec.program import accelerated_chain
+        from ..reference.network import Chain
+        _, q, dq = accelerated_chain(self.source)
+
+        def run(x: np.ndarray) -> np.ndarray:
+            t0 = time.perf_counter()
+            y, stats = self.backend.network(x, self._network_program(), subnet, skip=self.skip)
+            self._accel_s += time.perf_counter() - t0
+            rec = self.records.setdefault(NETWORK_RECORD, LayerRecord(NETWORK_RECORD))
+            rec.calls += 1
+            if stats:
+                rec.stats.append(stats)
+            return y
+        return Chain(q.name, dq.inputs[0], run)
+
+    def execute(self, images, trace: bool = False, subnet=None):
         """Logits (B, classes) float32 of ``images`` (see ``normalise``); with trace=True also
-        {node name: output} of every node. Per-layer counters of this call land in ``records``."""
+        {node name: output} of every node (in network mode the chain's inner nodes are on chip
+        and not traced). ``subnet``: the sub-net of this call (index or name; default the
+        selected one), or one per image -- consecutive images of the same sub-net run as one
+        batch, and the switch between them is one register write in network mode. The counters
+        of this call land in ``records`` (per layer, or one "network" record of every run)."""
         from ..reference import network
         self.records = {}
         x = self.normalise(images)
-        return network.run(self.artifact, x, conv=self._conv, trace=trace, normalized=True)
+        plan = self._plan(subnet, len(x))
+        if trace and len(plan) > 1:
+            raise ConfigError("trace=True runs one sub-net per call; trace each sub-net's images separately")
+        outs = []
+        for start, stop, k in plan:
+            view = self.source.subnet(k)
+            hooks = {"chain": self._chain(k)} if self.mode == "network" else {"conv": self._conv_of(k)}
+            outs.append(network.run(view, x[start:stop], trace=trace, normalized=True, **hooks))
+        if trace:
+            return outs[0]
+        return np.concatenate(outs) if len(outs) > 1 else outs[0]
+
+    def _conv_of(self, k: int):
+        """The layer-mode conv hook for sub-net k (its own layers, whatever is selected)."""
+        if k == self.subnet:
+            return self._conv
+        layers = {layer.name: layer for layer in self.source.subnet(k).layers}
+        return lambda x, layer: self._conv(x, layers[layer.name])
+
+    def _plan(self, subnet, batch: int) -> list[tuple[int, int, int]]:
+        """(start, stop, sub-net index) runs of consecutive images that share a sub-net."""
+        if subnet is None:
+            keys = [self.subnet] * batch
+        elif isinstance(subnet, (list, tuple, np.ndarray)):
+            if len(subnet) != batch:
+                raise ConfigError(f"subnet= lists {len(subnet)} sub-nets for {batch} images; give one per image")
+            keys = [self.source.subnet_index(s) for s in subnet]
+        else:
+            keys = [self.source.subnet_index(subnet)] * batch
+        plan, start = [], 0
+        for i in range(1, batch + 1):
+            if i == batch or keys[i] != keys[start]:
+                plan.append((start, i, keys[start]))
+                start = i
+        return plan
 
     def predict(self, images, batch_size: int = 256, progress: bool = False) -> np.ndarray:
         """Logits (B, classes) float32 of ``images`` in batches (the API's predict(), as in hls4ml);
@@ -205,32 +386,43 @@ class Accelerator:
 
     # -- measuring ------------------------------------------------------------------------
     def throughput_test(self, images, repeats: int = 1) -> dict:
-        """Time ``execute`` on ``images``: wall-clock latency and images/s of this host and
-        backend, the host-side share (normalisation, float layers, packing), and -- from the
-        hardware counters -- the accelerator's own cycles and time per image at ``clock_mhz``."""
+        """Time ``execute`` on ``images``. ``images_per_s`` is the figure to quote: on the
+        simulators (``sim``, ``hls``) from the engine's cycle counters at ``clock_mhz`` (their wall
+        time measures the simulation), on the board and the reference from wall time
+        (``images_per_s_from`` says which). Also: the wall clock of this host and backend
+        (``runtime_s``, ``latency_ms_per_image``, ``wall_images_per_s``), the time inside the
+        backend's calls (``accel_calls_s``) and, timed separately, the host's share -- float
+        layers, normalisation, quantization (``host_overhead_s``, ``host_overhead_ms_per_image``)
+        -- and with counters the engine's ``hw_cycles_per_image``, ``hw_us_per_image``,
+        ``hw_images_per_s``."""
         repeats = check_int(repeats, "repeats", 1)
         x = np.asarray(images)
         batch = len(self.normalise(x))
         wall = accel = 0.0
+        cycles = 0
         for _ in range(repeats):
-            busy = _Stopwatch(self._conv)
-            conv, self._conv = self._conv, busy
-            try:
-                t0 = time.perf_counter()
-                self.execute(x)
-                wall += time.perf_counter() - t0
-            finally:
-                self._conv = conv
-            accel += busy.seconds
+            self._accel_s = 0.0
+            t0 = time.perf_counter()
+            self.execute(x)
+            wall += time.perf_counter() - t0
+            accel += self._accel_s
+            cycles += sum(r.cycles for r in self.records.values())
         n = batch * repeats
         result = {
-            "backend": self.backend.name, "batch": batch, "repeats": repeats,
-            "runtime_s": wall, "latency_ms_per_image": 1e3 * wall / n, "images_per_s": n / max(wall, 1e-9),
+            "backend": self.backend.name, "mode": self.mode, "subnet": self.subnet, "batch": batch,
+            "repeats": repeats, "runtime_s": wall, "latency_ms_per_image": 1e3 * wall / n,
+            "wall_images_per_s": n / max(wall, 1e-9), "images_per_s": n / max(wall, 1e-9), "images_per_s_from": "wall time",
             "accel_calls_s": accel, "host_overhead_s": wall - accel,
             "host_overhead_ms_per_image": 1e3 * (wall - accel) / n,
         }
         if self.has_counters:
-            result.update(self.hw_time(batch))
+            per_image = cycles / n
+            result.update({"clock_mhz": self.clock_mhz, "hw_cycles_per_image": per_image,
+                           "hw_us_per_image": per_image / self.clock_mhz,
+                           "hw_images_per_s": self.clock_mhz * 1e6 / per_image if per_image else float("inf")})
+            if self.backend.simulated:
+                result["images_per_s"] = result["hw_images_per_s"]
+                result["images_per_s_from"] = f"engine cycles at {self.clock_mhz:g} MHz"
         return result
 
     def hw_time(self, images: int | None = None) -> dict:
@@ -238,6 +430,9 @@ class Accelerator:
         images/s per image at ``clock_mhz`` (accelerated layers, streams included)."""
         if not self.has_counters:
             raise ConfigError(f"backend {self.backend.name!r} has no cycle counters")
+        net = self.records.get(NETWORK_RECORD)
+        if images is None and net is not None:
+            images = sum(s.images for s in net.stats)
         images = images or max((len(r.stats) for r in self.records.values()), default=1)
         cycles = sum(r.cycles for r in self.records.values()) / images
         return {"clock_mhz": self.clock_mhz, "hw_cycles_per_image": cycles,
@@ -275,10 +470,11 @@ class Accelerator:
             return run_conv(x, layer)  # == what the engine produced: measure_layer checked it
 
         conv, self._conv = self._conv, measured
+        mode, self.mode = self.mode, "layer"   # the profile measures every layer on its own
         try:
             logits = self.execute(images)
         finally:
-            self._conv = conv
+            self._conv, self.mode = conv, mode
             if bar is not None:
                 bar.close()
         for r in rows:
@@ -298,15 +494,3 @@ def _mean_row(rows: list[dict]) -> dict:
     return out
 
 
-class _Stopwatch:
-    """Wraps the conv hook and adds up the wall time spent in it."""
-
-    def __init__(self, fn):
-        self.fn, self.seconds = fn, 0.0
-
-    def __call__(self, *args):
-        t0 = time.perf_counter()
-        try:
-            return self.fn(*args)
-        finally:
-            self.seconds += time.perf_counter() - t0

@@ -2,6 +2,7 @@
 C-simulate it right away with g++.
 
     pesto hls model.pesto -o build/hls               # every accelerated layer of the artifact
+    pesto hls model.pesto --network -o build/hls     # that model's network engine (v2): every sub-net
     pesto hls --layer table7 -o build/hls --csim     # the three table 7 layers, then g++ C-sim
     pesto hls --layer '{"out_channels": 32, "in_channels": 16, "in_h": 16, "in_w": 16}' -o DIR
 """
@@ -34,6 +35,9 @@ def configure(p):
     p.add_argument("--no-dense", action="store_true", help="test vectors with group skipping only")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of synthetic layers and random images")
     p.add_argument("--csim", action="store_true", help="then build with g++ and run the C testbench here")
+    p.add_argument("--network", action="store_true",
+                   help="render the artifact's network engine: its network program (every sub-net) baked into a "
+                        "per-model top, with the layer-mode engine inside (docs/hls.md)")
 
 
 def validate(args) -> None:
@@ -58,6 +62,8 @@ def run(args) -> int:
 
 def _render(args, sources) -> int:
     base = replace(HLS_DEFAULT, lanes=args.lanes, num_pe=args.num_pe)
+    if args.network:
+        return run_network(args, base)
     works = []
     if args.artifact is not None:
         works.append(sources.from_artifact(args.artifact, base.lanes, args.images, not args.no_dense, args.seed))
@@ -93,6 +99,35 @@ def _render(args, sources) -> int:
               f"(ideal G/G_nz {row['speedup_ideal']:.2f}x)")
     atomic_write_text(out / "csim_results.json", json.dumps(
         {"passed": result.passed, "failed": result.failed, "hw": result.hw, "speedups": rows,
+         "cases": {k: vars(v) for k, v in result.cases.items()}}, indent=2) + "\n")
+    print(f"C simulation (g++): {result.passed} passed, {result.failed} failed (results: {out / 'csim_results.json'})")
+    return 0 if result.failed == 0 else 1
+
+
+def run_network(args, base) -> int:
+    """`pesto hls MODEL --network`: the per-model network engine and its vectors (every sub-net,
+    skipping on and off, on --images images; the error cases)."""
+    from .. import artifact as artifact_mod
+    from .network import render_model
+    from .sources import sample_images
+    if args.artifact is None or args.layer:
+        raise ConfigError("--network renders one artifact's network engine: give the artifact and no --layer")
+    art = artifact_mod.load(args.artifact)
+    images, what = sample_images(art, args.images, args.seed)
+    out, program, hw = render_model(art, args.output, images, dense=not args.no_dense, base=base)
+    print(f"wrote {out}: network engine of {args.artifact.name} ({len(program.steps)} steps, {program.num_subnets} "
+          f"sub-net(s), {len(program.codes)} code groups stored once, checksum 0x{program.checksum:08X}); test "
+          f"vectors on {what}")
+    print(f"  run it: cd {out} && vitis_hls -f run_hls.tcl")
+    if not args.csim:
+        return 0
+    from .csim import compile_tb, run_tb
+    result = run_tb(compile_tb(out).resolve(), cwd=out)
+    for name, r in result.cases.items():
+        print(f"  {'PASS' if r.passed else 'FAIL'} {name}: status={r.status} groups={r.groups} "
+              f"cycles={r.cycles} (modelled)")
+    atomic_write_text(out / "csim_results.json", json.dumps(
+        {"passed": result.passed, "failed": result.failed, "hw": result.hw,
          "cases": {k: vars(v) for k, v in result.cases.items()}}, indent=2) + "\n")
     print(f"C simulation (g++): {result.passed} passed, {result.failed} failed (results: {out / 'csim_results.json'})")
     return 0 if result.failed == 0 else 1

@@ -87,12 +87,14 @@ def fit_hw(shapes, base: HwConfig = HLS_DEFAULT) -> HwConfig:
     return hw
 
 
-def top_arguments() -> list[dict]:
+def top_arguments(network: bool = False) -> list[dict]:
     """One top-function argument per register after the ap_ctrl_hs block (0x00-0x0C), in
-    offset order: read-only registers are outputs, the rest are inputs. The HLS engine has no
-    network mode: the network-only registers (regmap.json) are not its arguments."""
+    offset order: read-only registers are outputs, the rest are inputs. The layer-mode engine
+    has no network mode: the network-only registers (regmap.json) are arguments of the
+    per-model network engine (``network=True``, pesto.hls.network) only."""
     args = []
-    for r in sorted(REGMAP.layer_registers.values(), key=lambda r: r.offset):
+    regs = REGMAP.registers.values() if network else REGMAP.layer_registers.values()
+    for r in sorted(regs, key=lambda r: r.offset):
         if r.offset < 0x10:
             continue
         args.append({"name": r.name, "port": r.name.lower(), "offset": r.offset, "access": r.access,
@@ -112,8 +114,10 @@ def _trip_counts(hw: HwConfig) -> dict:
 
 
 def render_sources(hw: HwConfig = HLS_DEFAULT, source: str = "layer configurations",
-                   axis_sideband: int = 0) -> dict[str, str]:
-    """The HLS sources, testbench and TCL of one build, as {file name: text}."""
+                   axis_sideband: int = 0, network: dict | None = None) -> dict[str, str]:
+    """The HLS sources, testbench and TCL of one build, as {file name: text}. ``network``: the
+    context of one model's network program (``pesto.hls.network.network_context``): the top is
+    then that model's network engine, with the layer-mode engine inside it."""
     check_hw(hw)
     if not (HLS_DIR / "pesto_accel.cpp.j2").is_file():
         raise ConfigError(f"HLS templates not found in {HLS_DIR}: the pesto installation is incomplete; "
@@ -124,23 +128,25 @@ def render_sources(hw: HwConfig = HLS_DEFAULT, source: str = "layer configuratio
     ctx = {
         "hw": hw, "max_g": MAX_G, "regmap": REGMAP, "registers": sorted(REGMAP.registers.values(),
                                                                        key=lambda r: r.offset),
-        "args": top_arguments(), "source": source, "tool": TOOL_VERSIONS, "axis_sideband": axis_sideband,
+        "args": top_arguments(network is not None), "layer_args": top_arguments(),
+        "network": network, "source": source, "tool": TOOL_VERSIONS, "axis_sideband": axis_sideband,
         "trip": _trip_counts(hw), "part": PART, "clock_ns": CLOCK_NS,
         "vlnv": {"vendor": vendor, "library": library, "name": name, "version": version},
         "fifo_depth": 2 * (1 << hw.log2_max_pix) // hw.num_pe,   # two channels of output blocks
     }
-    return {out: env.get_template(tpl).render(**ctx) for out, tpl in SOURCES.items()}
+    sources = dict(SOURCES, **({"pesto_accel.cpp": "pesto_net.cpp.j2"} if network is not None else {}))
+    return {out: env.get_template(tpl).render(**ctx) for out, tpl in sources.items()}
 
 
 def render_project(out_dir, cases=(), hw: HwConfig = HLS_DEFAULT, source: str = "layer configurations",
-                   layers: list[dict] | None = None) -> Path:
+                   layers: list[dict] | None = None, network: dict | None = None) -> Path:
     """Write a complete Vitis HLS project to ``out_dir``: sources, the C testbench with one vector
     file per case (``pesto.hls.vectors``), run_hls.tcl and pesto_hls.json (the build record)."""
     from .vectors import write_vectors
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name, text in render_sources(hw, source).items():
+    for name, text in render_sources(hw, source, network=network).items():
         atomic_write_text(out / name, text)
     names = []
     for i, case in enumerate(cases):
@@ -151,5 +157,7 @@ def render_project(out_dir, cases=(), hw: HwConfig = HLS_DEFAULT, source: str = 
     record = {"top": "pesto_accel", "vlnv": VLNV, "part": PART, "clock_ns": CLOCK_NS, "tools": TOOL_VERSIONS,
               "hw": asdict(hw), "max_g": MAX_G, "source": source, "layers": layers or [],
               "vectors": names}
+    if network is not None:
+        record["network"] = network["record"]
     atomic_write_text(out / "pesto_hls.json", json.dumps(record, indent=2) + "\n")
     return out

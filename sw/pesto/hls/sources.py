@@ -42,7 +42,7 @@ class Workload:
                 self.cases.append(layer_case(layer, x, lanes, skip=False, name=f"{tag}_dense"))
 
 
-def _images(artifact, count: int, seed: int) -> tuple[np.ndarray, str]:
+def sample_images(artifact, count: int, seed: int) -> tuple[np.ndarray, str]:
     """Fashion-MNIST test images when the artifact was trained on them and they are installed,
     else seeded random images of the artifact's input shape."""
     c, h, w = artifact.input_shape
@@ -65,7 +65,7 @@ def from_artifact(path, lanes: int, images: int = 1, dense: bool = True, seed: i
     from ..reference import network
 
     art = artifact_mod.load(path)
-    imgs, what = _images(art, images, seed)
+    imgs, what = sample_images(art, images, seed)
     seen: list[tuple[TernaryConv, np.ndarray]] = []
 
     def record(x, layer):

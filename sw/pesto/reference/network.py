@@ -24,6 +24,16 @@ from .layer import run_conv
 ConvFn = Callable[[np.ndarray, TernaryConv], np.ndarray]
 
 
+class Chain:
+    """The accelerated chain of a network as one call (network mode, docs/accelerator-v2.md):
+    ``fn(x int16 (B, C, H, W) at node ``start``) -> int16 output of node ``end``, which the
+    single dequantize reads. ``run(..., chain=Chain(...))`` runs the host layers around it and
+    never evaluates the nodes between ``start`` and that dequantize."""
+
+    def __init__(self, start: str, end: str, fn: Callable[[np.ndarray], np.ndarray]):
+        self.start, self.end, self.fn = start, end, fn
+
+
 def normalize(artifact: Artifact, images) -> np.ndarray:
     """Raw images -> the float32 tensor the network's first layer expects.
 
@@ -38,7 +48,7 @@ def normalize(artifact: Artifact, images) -> np.ndarray:
 
 
 def run(artifact: Artifact, images, conv: ConvFn | None = None, trace: bool = False,
-        normalized: bool = False, subnet=None):
+        normalized: bool = False, subnet=None, chain: Chain | None = None):
     """Logits (B, num_classes) float32 of raw images (see ``normalize``).
 
     subnet: which sub-net of a multi-sub-net artifact runs (index or name; docs/subnets.md);
@@ -47,6 +57,8 @@ def run(artifact: Artifact, images, conv: ConvFn | None = None, trace: bool = Fa
     conv: runs one accelerated layer, ``conv(x int16 (B, C, H, W), layer) -> int16 (B, N, Ho, Wo)``;
     default the numpy golden. normalized=True: images are already normalised (skip ``normalize``).
     trace=True: also return {node name: output} for every node (int16 or float32 arrays).
+    chain: run the accelerated chain in one call instead of node by node (``Chain``); the
+    trace then holds no values of the nodes inside it.
     """
     conv = conv or run_conv
     artifact = select(artifact, subnet)
@@ -57,7 +69,13 @@ def run(artifact: Artifact, images, conv: ConvFn | None = None, trace: bool = Fa
         for name in node.inputs:
             last_use[name] = i
     values: dict[str, np.ndarray] = {}
+    inside = _chain_nodes(artifact, chain) if chain is not None else set()
     for i, node in enumerate(artifact.nodes):
+        if node.name in inside:
+            continue
+        if chain is not None and node.name == chain.end:
+            values[node.name] = _chain_output(chain, values[chain.start], by_name[chain.end])
+            continue
         ins = [values[name] for name in node.inputs]
         fracs = [by_name[name].frac for name in node.inputs]
         values[node.name] = _run_node(node, ins, fracs, x, conv)
@@ -69,6 +87,22 @@ def run(artifact: Artifact, images, conv: ConvFn | None = None, trace: bool = Fa
     frac = by_name[artifact.output].frac
     logits = numerics.dequantize(out, frac) if frac is not None else out.astype(np.float32)
     return (logits, values) if trace else logits
+
+
+def _chain_nodes(artifact: Artifact, chain: Chain) -> set[str]:
+    """The nodes strictly between ``chain.start`` and ``chain.end`` (which ``chain`` replaces)."""
+    names = [n.name for n in artifact.nodes]
+    if chain.start not in names or chain.end not in names or names.index(chain.end) <= names.index(chain.start):
+        raise ConfigError(f"chain {chain.start!r} .. {chain.end!r} is not a span of the artifact's nodes")
+    return set(names[names.index(chain.start) + 1:names.index(chain.end)])
+
+
+def _chain_output(chain: Chain, x: np.ndarray, end: Node) -> np.ndarray:
+    y = np.asarray(chain.fn(x))
+    if y.dtype != np.int16 or y.ndim != 4 or y.shape[0] != x.shape[0]:
+        raise ConfigError(f"the accelerated chain returned {y.dtype} {y.shape}, expected int16 "
+                          f"({x.shape[0]}, C, H, W) for node {end.name!r}")
+    return y
 
 
 def _normalized(artifact: Artifact, images) -> np.ndarray:
