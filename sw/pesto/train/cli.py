@@ -18,6 +18,8 @@ from ..validate import (data_folder, existing_file, finite_float, nonnegative_fl
                         output_folder, positive_float, positive_int, seed_int)
 from .recipes import RECIPES, recipe
 
+REQUIRES = ("torch",)   # checked by pesto.cli before the command runs (the `train` extra)
+
 
 def _cg_override(text: str) -> tuple[str, int]:
     name, sep, value = text.rpartition("=")
