@@ -11,6 +11,7 @@ from pesto import artifact as A
 from pesto import geometry, reference
 from pesto.errors import ArtifactError, ConfigError
 from pesto.ir import SharedTernaryConv, SubnetStage, TernaryConv
+from pesto.sim.networks import random_views
 
 ASSET = "sw/pesto/assets/resnet20_fmnist_wpc.pt"
 
@@ -26,32 +27,6 @@ def images():
 def base(images):
     from pesto.export import export_model
     return export_model(ASSET, images, num_calibration=16, verify=0)
-
-
-def random_views(art, keep=(0.9, 0.6, 0.3), seed=0):
-    """K plain artifacts of art's graph: each keeps a random fraction of every layer's stored
-    groups and gets its own (perturbed, valid) output stages and first-conv bias."""
-    rng = np.random.default_rng(seed)
-    views = []
-    for k, frac in enumerate(keep):
-        nodes = []
-        for node in art.nodes:
-            new = A.Node(node.name, node.op, list(node.inputs), dict(node.attrs), dict(node.arrays), frac=node.frac)
-            if node.op == "tconv":
-                lay = node.layer
-                issue = lay.indexer & (rng.random(lay.indexer.shape) < frac)
-                n, c, kh, kw = lay.codes.shape
-                codes = np.where(geometry.expand_group_mask(issue, lay.cg, c, kh, kw), lay.codes, 0)
-                mult = np.clip(lay.mult + rng.integers(-3, 4, n), -32768, 32767)
-                new.layer = TernaryConv(lay.name, codes, mult, lay.shift, lay.bias + rng.integers(-50, 50, n),
-                                        stride=lay.stride, padding=lay.padding, cg=lay.cg, relu=lay.relu,
-                                        f_in=lay.f_in, f_out=lay.f_out)
-                new.attrs["nnz_groups"] = new.layer.nnz_groups
-            elif node.op == "conv":
-                new.arrays["bias"] = (node.arrays["bias"] + 0.01 * k).astype(np.float32)
-            nodes.append(new)
-        views.append(A.Artifact(nodes, art.output, dict(art.meta)))
-    return views
 
 
 @pytest.fixture(scope="module")

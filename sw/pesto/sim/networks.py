@@ -146,8 +146,15 @@ def random_chain(seed: int = 0, size: int = 9, lanes: int = 16) -> A.Artifact:
 
 
 def random_subnets(art: A.Artifact, keep=(0.9, 0.6, 0.3), seed: int = 0, names=None) -> A.Artifact:
-    """A len(keep)-sub-net artifact over ``art``'s codes: sub-net k keeps a random fraction keep[k] of
-    every layer's stored groups and gets perturbed output stages and first-conv bias."""
+    """A len(keep)-sub-net artifact over ``art``'s codes (the merge of ``random_views``)."""
+    names = names or [f"keep{int(round(100 * f))}" for f in keep]
+    metas = [{"target_group_sparsity": 1 - f} for f in keep]
+    return A.merge_subnets(random_views(art, keep, seed), names, metas)
+
+
+def random_views(art: A.Artifact, keep=(0.9, 0.6, 0.3), seed: int = 0) -> list[A.Artifact]:
+    """len(keep) plain artifacts of ``art``'s graph: view k keeps a random fraction keep[k] of every
+    layer's stored groups and gets its own (perturbed, valid) output stages and first-conv bias."""
     rng = np.random.default_rng(seed)
     views = []
     for k, frac in enumerate(keep):
@@ -168,9 +175,7 @@ def random_subnets(art: A.Artifact, keep=(0.9, 0.6, 0.3), seed: int = 0, names=N
                 new.arrays["bias"] = (node.arrays["bias"] + 0.01 * k).astype(np.float32)
             nodes.append(new)
         views.append(A.Artifact(nodes, art.output, dict(art.meta)))
-    names = names or [f"keep{int(round(100 * f))}" for f in keep]
-    metas = [{"target_group_sparsity": 1 - f} for f in keep]
-    return A.merge_subnets(views, names, metas)
+    return views
 
 
 def chain_io(art: A.Artifact, images, subnet=None) -> tuple[np.ndarray, np.ndarray]:
