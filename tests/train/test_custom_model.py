@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 import pesto
 from pesto.cli import main
@@ -48,6 +49,7 @@ def nets(tmp_path, monkeypatch):
 def test_custom_cnn_through_the_public_api(nets, tmp_path):
     from pesto.data import load_splits
     train, test = load_splits("fashion-mnist", augment=False)
+    torch.manual_seed(0)     # the user's module initialises itself: seed it, or the accuracy is a draw
     model = pesto.train.fit(nets.SmallCNN(), "fashion-mnist", mode="wpc", out=str(tmp_path / "net.pt"), **FAST)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
