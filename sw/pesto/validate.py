@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from pathlib import Path
 
@@ -65,6 +66,16 @@ def check_float(value, name: str, lo: float | None = None, hi: float | None = No
         rule = _bounds(lo, hi, lo_open, hi_open)
         raise ConfigError(f"{name} must be a finite number{' ' + rule if rule else ''}, got {value!r}")
     return v
+
+
+def check_options(cls, d: dict, what: str) -> dict:
+    """``d`` unchanged when every key is a field of dataclass ``cls``; else a ConfigError that
+    lists the unknown and the known ``what`` options."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ConfigError(f"unknown {what} options {sorted(unknown)}; known: {sorted(names)}")
+    return d
 
 
 def check_device(name: str) -> str:

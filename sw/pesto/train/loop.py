@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from tqdm import tqdm
 from ..data import dataset_info, load_splits, select_classes, subset
 from ..errors import CheckpointError, ConfigError
 from ..prune import Regularizer
-from ..validate import check_device, check_float, check_int
+from ..validate import check_device, check_float, check_int, check_options
 from .checkpoint import build_from_config, load_checkpoint, save_checkpoint, unwrap
 from .methods import Method, get_method, method_names
 
@@ -129,11 +129,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ConfigError(f"unknown training options {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**d)
+        return cls(**check_options(cls, d, "training"))
 
     @property
     def quant(self) -> dict:

@@ -18,7 +18,7 @@ import copy
 import dataclasses
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ from ..data.datasets import ImageDataset, resize_images
 from ..errors import CheckpointError, ConfigError, DatasetError
 from ..train.checkpoint import load_checkpoint, model_from_checkpoint
 from ..train.loop import evaluate
-from ..validate import check_device, check_float, check_int
+from ..validate import check_device, check_float, check_int, check_options
 from . import deploy
 from .checkpoint import backbone_identity, build_net, check_backbone, load_transfer, save_transfer
 from .connectors import backbone_ops
@@ -96,11 +96,7 @@ class TransferConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TransferConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ConfigError(f"unknown transfer options {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**d)
+        return cls(**check_options(cls, d, "transfer"))
 
     @property
     def export_options(self) -> dict:
