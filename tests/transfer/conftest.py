@@ -18,11 +18,8 @@ from transfer_helpers import small_config  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """One torch thread per test (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")
