@@ -520,7 +520,7 @@ wire unit_busy = is_conv ? (!wr_done || os_busy || !step_started) :
 wire out_beat_last = m_axis_tvalid && m_axis_tready && m_axis_tlast;
 wire [7:0] stream_err = rx_err_short ? PESTO_ERR_STREAM_SHORT : rx_err_long ? PESTO_ERR_STREAM_LONG :
                         ll_bad_code ? PESTO_ERR_BAD_CODE : (pl_bad || pl_bad_code) ? PESTO_ERR_BAD_PROGRAM :
-                        (ll_mismatch && state == LAYER_LOAD) ? PESTO_ERR_NNZ_MISMATCH : 8'd0;
+                        (ll_mismatch && state == LAYER_LOAD && step_started) ? PESTO_ERR_NNZ_MISMATCH : 8'd0;
 wire k3 = kh == 4'd3;
 wire [11:0] n_groups = ({{11-NW{1'b0}}, n_v} + LANES - 1) >> LW;
 wire [3:0] win_pad = k3 ? pad_v : 4'd1;              // a 1x1 kernel uses the centre of a padded window

@@ -251,6 +251,7 @@ always @(posedge clk) begin
     if (rst) begin
         state <= IDLE;
         walk1_done <= 1'b0;
+        mismatch_reg <= 1'b0;
         mask_pending <= 1'b0;
         mask_now <= 1'b0;
     end
