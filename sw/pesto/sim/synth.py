@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="override a Verilog parameter (repeatable)")
     p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--timeout-s", type=float, default=1800.0, help="give yosys up to this long (default 1800)")
     p.add_argument("--show-script", action="store_true", help="print the yosys script and exit")
     p.add_argument("--record", action="store_true",
                    help="also keep the result in hw/synth/results/ (commit it after changing the RTL)")
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.show_script:
         print(render_script(args.top, params, sources_for(args.top), Path("stat.json")))
         return 0
-    r = synthesize(params, top=args.top, use_cache=not args.no_cache)
+    r = synthesize(params, top=args.top, use_cache=not args.no_cache, timeout_s=args.timeout_s)
     print(f"{args.top} {params or '(defaults)'}: yosys synth_xilinx -family xc7, {r['seconds']} s")
     print(format_table(r))
     if args.record:
