@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CheckpointError, HardwareError
-from .sim import DEFAULT_SIM, SIM_BUSES
+from .sim import DEFAULT_ENGINE, DEFAULT_SIM, ENGINES, SIM_BUSES, engine_top
 from .validate import data_folder, existing_file, int_range, nonnegative_int, output_folder, positive_float
 
 REQUIRES = ("torch",)   # checked by pesto.cli before the command runs (the `train` extra)
@@ -64,6 +64,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--simulator", choices=list(SIM_BUSES), default=DEFAULT_SIM,
                         help=f"RTL simulation (default {DEFAULT_SIM}: the fast C++ harness; cocotb-verilator and "
                              f"icarus go through cocotb, about 30x slower)")
+    parser.add_argument("--engine", choices=list(ENGINES), default=DEFAULT_ENGINE,
+                        help=f"the simulated accelerator RTL (default {DEFAULT_ENGINE}: the whole network from one "
+                             f"start, sub-nets switched on chip; v1: layer by layer)")
     parser.add_argument("--clock-mhz", type=positive_float, default=100.0,
                         help="fabric clock for time figures, > 0 (default 100)")
     parser.add_argument("--data-root", type=data_folder, default=None,
@@ -178,7 +181,8 @@ def _demo(args) -> int:
         step(f"per-layer profile on {k} test image(s) ({args.simulator}): every layer with group skipping on and "
              f"off, checked bit for bit against the integer reference")
         t0 = time.perf_counter()
-        with Accelerator(art, backend="sim", simulator=args.simulator, clock_mhz=args.clock_mhz) as acc:
+        with Accelerator(art, backend="sim", simulator=args.simulator, clock_mhz=args.clock_mhz,
+                     toplevel=engine_top(args.engine)) as acc:
             print(acc, flush=True)
             prof = profile_artifact(acc, images[:k], args.clock_mhz)
         wall = time.perf_counter() - t0
@@ -239,7 +243,8 @@ def dynamic_demo(dyn, images: np.ndarray, labels: np.ndarray, k: int, args, out:
     cycles = [[] for _ in range(subnets)]
     logits = np.empty_like(want[0][:k])
     t0 = time.perf_counter()
-    with Accelerator(dyn, backend="sim", simulator=args.simulator, clock_mhz=args.clock_mhz) as acc:
+    with Accelerator(dyn, backend="sim", simulator=args.simulator, clock_mhz=args.clock_mhz,
+                     toplevel=engine_top(args.engine)) as acc:
         print(acc, flush=True)
         if acc.mode != "network":
             print(f"layer mode: {acc.mode_reason}", flush=True)
@@ -319,7 +324,8 @@ def rtl_network(art, images: np.ndarray, labels: np.ndarray, want: np.ndarray, a
     logits = np.empty_like(want)
     hw_cycles = 0
     mismatched = 0
-    with Accelerator(art, backend="sim", simulator=args.simulator, clock_mhz=args.clock_mhz) as acc:
+    with Accelerator(art, backend="sim", simulator=args.simulator, clock_mhz=args.clock_mhz,
+                     toplevel=engine_top(args.engine)) as acc:
         print(acc, flush=True)
         mode = acc.mode
         bus = acc.backend.bus

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, UsageError
-from ..sim import DEFAULT_SIM, SIM_BUSES
+from ..sim import DEFAULT_ENGINE, DEFAULT_SIM, ENGINES, SIM_BUSES
 from ..validate import data_folder, existing_file, finite_float, int_range, output_folder, positive_float, positive_int, seed_int
 
 REQUIRES = ("cocotb",)  # checked by pesto.cli before the command runs (the `sim` extra)
@@ -79,6 +79,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="a multi-sub-net artifact (default: export the embedded dynamic model, docs/dynamic.md)")
     p.add_argument("--backend", choices=["sim", "ref", "hls"], default="sim",
                    help="the engine (default sim: the RTL; ref: the cycle model, no counters; hls: the C-sim)")
+    p.add_argument("--engine", choices=list(ENGINES), default=DEFAULT_ENGINE,
+                   help=f"with --backend sim: the accelerator RTL (default {DEFAULT_ENGINE}, network mode; v1: layer mode)")
     p.add_argument("--images", type=int_range(1, 10000), default=10000,
                    help="Fashion-MNIST test images for the reference accuracy (1..10000, default 10000, the whole set)")
     p.add_argument("--engine-images", type=int_range(1, 10000), default=1000,

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import resources
 from ..errors import ConfigError
+from ..sim import engine_top
 
 # The embedded K-sub-net model (issue 10: a K = 3 AST-GC ResNet-20 made by `pesto train --recipe
 # fmnist-ast`). While it is missing, dynamic_artifact draws random masks over the WPC model.
@@ -302,8 +303,8 @@ def run(args) -> int:
     options, bus = {}, None
     if args.backend == "sim":   # one simulation for every run of the benchmark
         from ..sim import open_sim
-        print(f"[dynamic] starting the {args.simulator} simulation of the accelerator RTL", flush=True)
-        bus = open_sim(args.simulator).open()
+        print(f"[dynamic] starting the {args.simulator} simulation of the accelerator RTL ({args.engine})", flush=True)
+        bus = open_sim(args.simulator, toplevel=engine_top(args.engine)).open()
         options = {"sim": bus}
     try:
         rows, switch, e = _subnet_rows(art, images, labels, want, meta_acc, k_engine, options, args)
@@ -336,6 +337,7 @@ def run(args) -> int:
     meta = {"bench": "dynamic", "command": "pesto bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"]
             else "dynamic", "artifact": str(art_path), "dynamic": art.meta.get("dynamic"),
             "backend": args.backend, "simulator": args.simulator if args.backend == "sim" else None,
+            "engine": engine_top(args.engine) if args.backend == "sim" else None,
             "clock_mhz": args.clock_mhz, "images": len(images), "engine_images": k_engine,
             "engine": rows and e["describe"], "mode_reason": e["mode_reason"], "switch": switch,
             "individual_models": individual, "individual_latency_fit": fit, "ast_results": str(args.ast_results),

@@ -34,6 +34,21 @@ SIM_BUSES = {
 }
 DEFAULT_SIM = "verilator"
 
+# The simulated engines by name (`--engine`): v2 (hw/rtl/v2/, docs/accelerator-v2.md) runs whole
+# networks from one start and switches sub-nets (network mode) and v1's layer mode besides; v1
+# (hw/rtl/) runs layer by layer and is still the bitstreams' default build (v2 does not yet fit
+# the xc7z020, docs/accelerator-v2.md). The demo and the dynamic benchmark simulate v2.
+ENGINES = {"v2": "pesto_accel_v2", "v1": "pesto_accel"}
+DEFAULT_ENGINE = "v2"
+
+
+def engine_top(engine: str) -> str:
+    """The RTL top of an engine name (ENGINES)."""
+    try:
+        return ENGINES[engine]
+    except KeyError:
+        raise ConfigError(f"engine {engine!r} unknown; use one of {', '.join(ENGINES)}") from None
+
 
 def open_sim(simulator: str = DEFAULT_SIM, **options):
     """A simulated accelerator ``Bus`` by name (not yet opened: use ``with`` or ``.open()``).
