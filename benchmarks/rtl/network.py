@@ -53,8 +53,6 @@ from speedup import git_describe  # noqa: E402  (the RTL benchmark's provenance 
 CHECKPOINT = HERE.parents[1] / "sw" / "pesto" / "assets" / "resnet20_fmnist_wpc.pt"
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 CLOCK_MHZ = 100.0
-TARGETS = {"images_per_s_resnet20_32": 860.0, "images_per_s_aim": 3000.0, "speedup_vs_ideal_percent": 95.0,
-           "lut_percent": 70.0, "bram_percent": 90.0, "sim_ratio": 30.0, "sim_cycles_per_s": 1e6}
 
 
 def embedded_artifact(calib: int = 64):
@@ -163,7 +161,7 @@ def switch_cost(bus, hw, base, images: np.ndarray) -> dict:
             "program_words": len(prog.words())}
 
 
-def sim_speed(simulator: str, art, images: np.ndarray, hw=None) -> dict:
+def sim_speed(simulator: str, art, images: np.ndarray) -> dict:
     """Simulated cycles per wall second on one network run of ``images`` (program load excluded)."""
     with open_sim(simulator, toplevel=V2_TOP) as bus:
         hw = connect(bus)

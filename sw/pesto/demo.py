@@ -182,7 +182,7 @@ def _demo(args) -> int:
              f"off, checked bit for bit against the integer reference")
         t0 = time.perf_counter()
         with Accelerator(art, backend="sim", simulator=args.simulator, clock_mhz=args.clock_mhz,
-                     toplevel=engine_top(args.engine)) as acc:
+                         toplevel=engine_top(args.engine)) as acc:
             print(acc, flush=True)
             prof = profile_artifact(acc, images[:k], args.clock_mhz)
         wall = time.perf_counter() - t0

@@ -31,10 +31,6 @@ def checkpoint(tmp_path_factory):
     return path
 
 
-def dyn_mode(result: dict) -> str:
-    return result["dynamic"]["mode"]
-
-
 def test_demo(checkpoint, tmp_path, capsys):
     argv = ["demo", "-o", str(tmp_path), "--images", "40", "--rtl-images", "8", "--profile-images", "1",
             "--calibration-images", "64", "--dynamic-images", "6"]
@@ -55,7 +51,7 @@ def test_demo(checkpoint, tmp_path, capsys):
     assert rtl["images"] == 8 and rtl["bit_exact_vs_reference"] is True and rtl["mismatched_images"] == 0
     assert rtl["accuracy"] == rtl["integer_accuracy"]  # bit-exact logits: the same predictions
     # the default engine (v2) runs the whole network from one start: ~48 k cycles per image (v1: ~230 k)
-    assert rtl["simulator"] == "verilator" and rtl["mode"] == "network" and dyn_mode(result) == "network"
+    assert rtl["simulator"] == "verilator" and rtl["mode"] == "network" and result["dynamic"]["mode"] == "network"
     assert 20_000 < rtl["hw_cycles_per_image"] < 80_000 and rtl["sim_cycles"] > 8 * 20_000
     assert result["simulation"]["bit_exact_vs_reference"] is True
     assert len(result["layers"]) == comp["layers"] == 18

@@ -337,7 +337,7 @@ def run(args) -> int:
     meta = {"bench": "dynamic", "command": "pesto bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"]
             else "dynamic", "artifact": str(art_path), "dynamic": art.meta.get("dynamic"),
             "backend": args.backend, "simulator": args.simulator if args.backend == "sim" else None,
-            "engine": engine_top(args.engine) if args.backend == "sim" else None,
+            "rtl_top": engine_top(args.engine) if args.backend == "sim" else None,
             "clock_mhz": args.clock_mhz, "images": len(images), "engine_images": k_engine,
             "engine": rows and e["describe"], "mode_reason": e["mode_reason"], "switch": switch,
             "individual_models": individual, "individual_latency_fit": fit, "ast_results": str(args.ast_results),

@@ -10,6 +10,7 @@ until a cocotb build or run is asked for.
 from __future__ import annotations
 
 from ..errors import ConfigError
+from .build import V2_TOP
 
 
 def _fast():
@@ -38,7 +39,7 @@ DEFAULT_SIM = "verilator"
 # networks from one start and switches sub-nets (network mode) and v1's layer mode besides; v1
 # (hw/rtl/) runs layer by layer and is still the bitstreams' default build (v2 does not yet fit
 # the xc7z020, docs/accelerator-v2.md). The demo and the dynamic benchmark simulate v2.
-ENGINES = {"v2": "pesto_accel_v2", "v1": "pesto_accel"}
+ENGINES = {"v2": V2_TOP, "v1": "pesto_accel"}
 DEFAULT_ENGINE = "v2"
 
 
