@@ -25,6 +25,9 @@ MODULES = [
     ("pesto_fifo", {"WIDTH": 67, "ADDR_WIDTH": 4}),
     ("pesto_emitter", {}),
     ("pesto_packer", {}),
+    # v2 (hw/rtl/v2/)
+    ("pesto_add_lanes", {"LANES": 16}),
+    ("pesto_add_lanes", {"LANES": 4}),
 ]
 
 

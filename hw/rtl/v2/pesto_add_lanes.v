@@ -32,54 +32,63 @@ module pesto_add_lanes #
     output wire [16*LANES-1:0]   y
 );
 
-reg [32*LANES-1:0] ra, rb;
+// The shift amounts are the same on every lane; per lane, an operand v becomes one arithmetic
+// right shift of v * 2**15 by s = 15 - lsh (a left shift) or s = 15 + rsh (a right shift), plus
+// the rounding bit, the highest bit shifted out: v[rsh - 1] (round half up; zero for a left
+// shift). The exact sum needs 32 bits; a's rounding bit enters the adder as its carry, b's is
+// added while b is still 17 bits wide (it can only be set by a right shift).
+// (a right shift past 16 gives what 16 gives: 0 for every int16)
+wire [4:0] rsh_a16 = rsh_a > 5'd16 ? 5'd16 : rsh_a;
+wire [4:0] rsh_b16 = rsh_b > 5'd16 ? 5'd16 : rsh_b;
+wire [4:0] s_a = (rsh_a16 != 5'd0) ? 5'd15 + rsh_a16 : 5'd15 - {1'b0, lsh_a};
+wire [4:0] s_b = (rsh_b16 != 5'd0) ? 5'd15 + rsh_b16 : 5'd15 - {1'b0, lsh_b};
+wire [3:0] rb_a = rsh_a16[3:0] - 1'b1;    // the rounding bit's index (rsh = 16: bit 15)
+wire [3:0] rb_b = rsh_b16[3:0] - 1'b1;
+
+reg [31*LANES-1:0] ra, rb;                // the shifted operands (31 bits: v << 15 at most)
+reg [LANES-1:0] ca;                       // a's rounding bit
 reg [16*LANES-1:0] y_reg;
 reg relu_q;
 
 assign y = y_reg;
 
-// v moved to the output format: v << lsh, or (v + 2**(rsh-1)) >>> rsh
-function [31:0] rescale;
-    input [15:0] v;
-    input [3:0] lsh;
-    input [4:0] rsh;
-    reg signed [31:0] wide;
-    reg signed [31:0] half;
-    begin
-        wide = $signed({{16{v[15]}}, v});
-        if (rsh != 5'd0) begin
-            half = $signed(32'd1 << (rsh - 5'd1));
-            rescale = (wide + half) >>> rsh;
-        end else begin
-            rescale = wide <<< lsh;
+genvar k;
+generate
+    for (k = 0; k < LANES; k = k + 1) begin : lane
+        wire [15:0] va = a[16*k +: 16];
+        wire [15:0] vb = b[16*k +: 16];
+        wire signed [30:0] xa = $signed({va, 15'd0}) >>> s_a;
+        wire signed [30:0] xb = $signed({vb, 15'd0}) >>> s_b;
+        wire signed [16:0] b_round = $signed(xb[16:0]) + $signed({16'd0, vb[rb_b]});
+        always @(posedge clk) begin
+            ra[31*k +: 31] <= xa;
+            ca[k] <= rsh_a16 != 5'd0 && va[rb_a];
+            rb[31*k +: 31] <= !add ? 31'd0 : (rsh_b16 != 5'd0) ? {{14{b_round[16]}}, b_round} : xb;
         end
     end
-endfunction
+endgenerate
+
+always @(posedge clk) begin
+    relu_q <= relu;
+end
 
 integer l;
-reg signed [32:0] sum;
+reg signed [31:0] sum;
 reg [16*LANES-1:0] y_next;
 
 always @* begin
     for (l = 0; l < LANES; l = l + 1) begin
-        sum = $signed({ra[32*l+31], ra[32*l +: 32]}) + $signed({rb[32*l+31], rb[32*l +: 32]});
-        if (relu_q && sum[32]) begin
+        sum = $signed({ra[31*l+30], ra[31*l +: 31]}) + $signed({rb[31*l+30], rb[31*l +: 31]}) +
+              $signed({31'd0, ca[l]});
+        if (relu_q && sum[31]) begin
             y_next[16*l +: 16] = 16'd0;
-        end else if (!sum[32] && sum[31:15] != 17'd0) begin
+        end else if (!sum[31] && sum[30:15] != 16'd0) begin
             y_next[16*l +: 16] = 16'h7FFF;
-        end else if (sum[32] && sum[31:15] != 17'h1FFFF) begin
+        end else if (sum[31] && sum[30:15] != 16'hFFFF) begin
             y_next[16*l +: 16] = 16'h8000;
         end else begin
             y_next[16*l +: 16] = sum[15:0];
         end
-    end
-end
-
-always @(posedge clk) begin
-    relu_q <= relu;
-    for (l = 0; l < LANES; l = l + 1) begin
-        ra[32*l +: 32] <= rescale(a[16*l +: 16], lsh_a, rsh_a);
-        rb[32*l +: 32] <= add ? rescale(b[16*l +: 16], lsh_b, rsh_b) : 32'd0;
     end
 end
 

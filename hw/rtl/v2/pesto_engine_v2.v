@@ -319,6 +319,8 @@ wire vec_rd, vec_wr, vec_busy;
 wire [1:0] vec_rd_bank, vec_wr_bank;
 wire [AW-1:0] vec_rd_addr, vec_wr_addr;
 wire [W-1:0] vec_wr_data;
+wire [W-1:0] wr_add_a, wr_add_b, vec_add_a, vec_add_b, add_y;
+wire [19:0] vec_add_ctl;
 wire si_wr;
 wire [1:0] si_bank;
 wire [AW-1:0] si_addr;
@@ -444,11 +446,11 @@ pesto_writer #(.LANES(LANES), .AW(AW)) writer_inst (
     .clk(clk), .rst(rst || unit_rst),
     .start(unit_go && is_conv), .blocks(blocks), .res_en(d_res),
     .dst_base(td_base), .res_base(tb_base),
-    .lsh_a(d_lsh_a), .rsh_a(d_rsh_a), .lsh_b(d_lsh_b), .rsh_b(d_rsh_b), .add_relu(d_add_relu),
     .wg_valid(wg_valid), .wg_ready(wg_ready), .wg_words(wg_words), .wg_offsets(wg_offsets),
     .wg_pixels(wg_pixels), .wg_tile_last(wg_tile_last),
     .wr_en(wr_en), .wr_addr(wr_addr), .wr_data(wr_data), .rd_addr(res_addr), .rd_data(act_rd_b),
     .ports_busy(wr_ports_busy), .res_rd(wr_res_rd),
+    .add_a(wr_add_a), .add_b(wr_add_b), .add_y(add_y),
     .done(wr_done)
 );
 
@@ -471,7 +473,17 @@ pesto_vec #(.LANES(LANES), .AW(AW)) vec_inst (
     .d_h(td_h), .d_w(td_w),
     .rd(vec_rd), .rd_bank(vec_rd_bank), .rd_addr(vec_rd_addr), .rd_data(act_rd),
     .wr(vec_wr), .wr_bank(vec_wr_bank), .wr_addr(vec_wr_addr), .wr_data(vec_wr_data),
+    .add_ctl(vec_add_ctl), .add_a(vec_add_a), .add_b(vec_add_b), .add_y(add_y),
     .busy(vec_busy)
+);
+
+// one add unit for the fused residual add of a conv step (the writer) and the vector steps
+wire [19:0] add_ctl = is_vec ? vec_add_ctl : {1'b1, d_add_relu, d_lsh_a, d_rsh_a, d_lsh_b, d_rsh_b};
+pesto_add_lanes #(.LANES(LANES)) add_inst (
+    .clk(clk),
+    .add(add_ctl[19]), .relu(add_ctl[18]), .lsh_a(add_ctl[17:14]), .rsh_a(add_ctl[13:9]),
+    .lsh_b(add_ctl[8:5]), .rsh_b(add_ctl[4:0]),
+    .a(is_vec ? vec_add_a : wr_add_a), .b(is_vec ? vec_add_b : wr_add_b), .y(add_y)
 );
 
 // the output stream

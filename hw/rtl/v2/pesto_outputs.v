@@ -294,16 +294,19 @@ generate
     end
 endgenerate
 
-reg [4*W-1:0] words;
-integer q;
-always @* begin
-    words = fresh ? {4{y0_row}} : asm;
-    if (o_kind == KIND_DATA) begin
-        for (q = 0; q < 4; q = q + 1) begin
-            words[W*q + 16*o_lane +: 16] = os_data[16*q +: 16];
+// each lane of each pixel word: the output stage's result where it is that lane's turn, else
+// what the word held (y0 at the start of a group); a compare per lane, not a shifter over 4 x W
+wire [4*W-1:0] words;
+genvar q;
+generate
+    for (q = 0; q < 4; q = q + 1) begin : pixel_word
+        for (l = 0; l < LANES; l = l + 1) begin : lane_slot
+            wire here = o_kind == KIND_DATA && o_lane == l;
+            assign words[W*q + 16*l +: 16] = here ? os_data[16*q +: 16] :
+                                             fresh ? y0_row[16*l +: 16] : asm[W*q + 16*l +: 16];
         end
     end
-end
+endgenerate
 
 wire [4*20-1:0] offsets;
 wire [3:0] pixels;

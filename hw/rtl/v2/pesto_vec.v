@@ -9,7 +9,8 @@
  *
  * Reads use port B of the activation memory, writes port A; a word is written four cycles
  * after its first read. Lanes past a tensor's channels hold zeros (every writer keeps them so),
- * which the shortcut relies on.
+ * which the shortcut relies on. The add unit (pesto_add_lanes) is the engine's, shared with
+ * pesto_writer: this unit drives its operands and controls and takes the result two cycles later.
  */
 
 `resetall
@@ -65,6 +66,12 @@ module pesto_vec #
     output wire [1:0]             wr_bank,
     output wire [AW-1:0]          wr_addr,
     output wire [16*LANES-1:0]    wr_data,
+
+    // the shared add unit: {add, relu, lsh_a, rsh_a, lsh_b, rsh_b} (pesto_add_lanes' inputs)
+    output wire [19:0]            add_ctl,
+    output wire [16*LANES-1:0]    add_a,
+    output wire [16*LANES-1:0]    add_b,
+    input  wire [16*LANES-1:0]    add_y,
 
     output wire                   busy
 );
@@ -196,7 +203,7 @@ wire [W-1:0] a_raw = s1_read ? rd_data[W*(2*s1_bank+1) +: W] : {W{1'b0}};
 wire [2*W-1:0] joined = {a_raw, s1_first ? {W{1'b0}} : lo};
 wire [2*W-1:0] shifted = joined >> (16 * (LANES - {{32-LW{1'b0}}, r}));
 wire [W-1:0] b_word = rd_data[W*(2*b_bank_q+1) +: W];
-wire [W-1:0] y_word;
+wire [W-1:0] y_word = add_y;
 
 always @(posedge clk) begin
     s1 <= running && !second;
@@ -227,13 +234,10 @@ always @(posedge clk) begin
     end
 end
 
-pesto_add_lanes #(.LANES(LANES)) add_inst (
-    .clk(clk),
-    .lsh_a(is_add ? lsh_a : 4'd0), .rsh_a(is_add ? rsh_a : 5'd0),
-    .lsh_b(lsh_b), .rsh_b(rsh_b),
-    .add(is_add), .relu(is_add ? add_relu : (op == PROG_OP_RELU && relu)),
-    .a(a2), .b(b_word), .y(y_word)
-);
+assign add_ctl = {is_add, is_add ? add_relu : (op == PROG_OP_RELU && relu),
+                  is_add ? lsh_a : 4'd0, is_add ? rsh_a : 5'd0, lsh_b, rsh_b};
+assign add_a = a2;
+assign add_b = b_word;
 
 assign wr = s4;
 assign wr_bank = s4_wbank;

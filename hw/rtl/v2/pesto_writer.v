@@ -5,7 +5,9 @@
  * its residual word (port B of the same bank, at the same offset from the residual's base),
  * goes through pesto_add_lanes and is written back (port A): four cycles per word group, and in
  * place when the residual is the destination. The writer shares the banks' ports with the
- * fill and goes first (ports_busy holds the fill for that cycle).
+ * fill and goes first (ports_busy holds the fill for that cycle). The add unit is the engine's,
+ * shared with pesto_vec (they never run at once): the writer drives its operands and takes the
+ * sum two cycles later.
  */
 
 `resetall
@@ -28,11 +30,6 @@ module pesto_writer #
     input  wire                     res_en,
     input  wire [AW-1:0]            dst_base,
     input  wire [AW-1:0]            res_base,
-    input  wire [3:0]               lsh_a,
-    input  wire [4:0]               rsh_a,
-    input  wire [3:0]               lsh_b,
-    input  wire [4:0]               rsh_b,
-    input  wire                     add_relu,
 
     input  wire                     wg_valid,
     output wire                     wg_ready,
@@ -50,6 +47,11 @@ module pesto_writer #
     // the writer drives the banks this cycle (the fill waits)
     output wire                     ports_busy,
     output wire                     res_rd,
+
+    // the shared add unit (pesto_add_lanes, two cycles): operands out, sum back
+    output wire [16*LANES-1:0]      add_a,
+    output wire [16*LANES-1:0]      add_b,
+    input  wire [16*LANES-1:0]      add_y,
 
     output wire                     done
 );
@@ -74,7 +76,7 @@ wire [1:0] bank_p = 2'd3 - p;
 wire [W-1:0] word_p = wg_words[W*p +: W];
 wire [19:0] off_p = wg_offsets[20*p +: 20];
 wire [W-1:0] res_word = rd_data[W*b1 +: W];
-wire [W-1:0] sum_word;
+wire [W-1:0] sum_word = add_y;
 
 assign wg_ready = take;
 assign wr_en = wr_en_reg;
@@ -91,11 +93,8 @@ generate
     end
 endgenerate
 
-pesto_add_lanes #(.LANES(LANES)) add_inst (
-    .clk(clk),
-    .lsh_a(lsh_a), .rsh_a(rsh_a), .lsh_b(lsh_b), .rsh_b(rsh_b), .add(1'b1), .relu(add_relu),
-    .a(a1), .b(res_word), .y(sum_word)
-);
+assign add_a = a1;
+assign add_b = res_word;
 
 integer q;
 always @(posedge clk) begin
@@ -128,10 +127,12 @@ always @(posedge clk) begin
     if (res_en && wg_valid) begin
         p <= p + 1'b1;
     end
-    if (v3) begin
-        wr_en_reg[b3] <= 1'b1;
-        wr_addr_reg[AW*b3 +: AW] <= o3;
-        wr_data_reg[W*b3 +: W] <= sum_word;
+    for (q = 0; q < 4; q = q + 1) begin
+        if (v3 && b3 == q[1:0]) begin
+            wr_en_reg[q] <= 1'b1;
+            wr_addr_reg[AW*q +: AW] <= o3;
+            wr_data_reg[W*q +: W] <= sum_word;
+        end
     end
     if (last3) begin
         tiles <= tiles + 1'b1;

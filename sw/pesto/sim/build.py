@@ -67,8 +67,10 @@ def rtl_sources_v2() -> list[Path]:
 
 
 def sources_for(toplevel: str) -> list[Path]:
-    """The sources a top-level module is built from: v2's for ``V2_TOP``, else v1's."""
-    return rtl_sources_v2() if toplevel == V2_TOP else rtl_sources()
+    """The sources a top-level module is built from: v2's for ``V2_TOP`` and the modules of
+    hw/rtl/v2/, else v1's."""
+    v2 = toplevel == V2_TOP or (RTL_DIR / "v2" / f"{toplevel}.v").exists()
+    return rtl_sources_v2() if v2 else rtl_sources()
 
 
 def verilator_root() -> Path | None:
