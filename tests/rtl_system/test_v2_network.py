@@ -3,6 +3,8 @@ network mode on the embedded ResNet-20 with real Fashion-MNIST images and on a 3
 ResNet-20, sub-nets switched between images and within a batch, refusals reported at once, and
 layer mode as the very first run after reset (the run an unreset error flag once spoiled)."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -31,6 +33,7 @@ def test_embedded_network_mode_bit_exact(v2, embedded):
     assert hw.network
     with Accelerator(art, backend="sim", sim=bus) as acc:
         assert acc.mode == "network", acc.mode_reason
+        assert f"sim ({V2_TOP}: 16 lanes, 4 PEs" in repr(acc)
         got = acc.execute(images[:6])
         stats = acc.throughput_test(images[:4])
     np.testing.assert_array_equal(got, network.run(art, images[:6]))
@@ -86,6 +89,36 @@ def test_refusals_reported_at_once(v2, embedded):
         run_network(bus, prog, x, hw, subnet=0, skip=False, timeout_s=30)
     y, _ = run_network(bus, prog, x, hw, subnet=0, timeout_s=30)   # and the engine runs on
     np.testing.assert_array_equal(y, chain_io(art, images[:1])[1])
+
+
+def test_threads_switching_subnets_take_turns(v2, embedded):
+    """Two threads share one engine and run different sub-nets through the protocol functions
+    themselves: run_network holds the bus for the switch, the start and the streams, so no
+    thread's image runs under the other's SUBNET."""
+    bus, hw = v2
+    base, images = embedded
+    art = random_subnets(base, keep=(0.9, 0.3), seed=4)
+    prog = compile_network(art, hw)
+    load_network(bus, prog, hw, timeout_s=300)
+    io = [chain_io(network.select(art, k), images[:1]) for k in range(2)]   # (chain input, output)
+    want = [y for _, y in io]
+    assert not np.array_equal(want[0], want[1])
+    errors = []
+
+    def worker(k):
+        try:
+            for _ in range(6):
+                y, _ = run_network(bus, prog, io[k][0], hw, subnet=k, timeout_s=120)
+                np.testing.assert_array_equal(y, want[k])
+        except Exception as e:   # noqa: BLE001 -- collected and reported below
+            errors.append(f"sub-net {k}: {e!r}"[:300])
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors and not any(t.is_alive() for t in threads), errors
 
 
 @pytest.mark.parametrize("seed", [1, 2, 5, 7])

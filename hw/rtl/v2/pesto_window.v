@@ -46,9 +46,12 @@ generate
         localparam integer R = i / 5;
         localparam integer C = i % 5;
         localparam integer SRC = 2 * (2 * (R % 2) + (C % 2)) + ((C / 2) % 2);
+        // a zero cell is a synchronous reset of its registers (no multiplexer on the data)
         always @(posedge clk) begin
-            if (fill_we[i]) begin
-                shadow[i] <= fill_zero[i] ? {W{1'b0}} : fill_data[W*SRC +: W];
+            if (fill_we[i] && fill_zero[i]) begin
+                shadow[i] <= {W{1'b0}};
+            end else if (fill_we[i]) begin
+                shadow[i] <= fill_data[W*SRC +: W];
             end
             if (load) begin
                 working[i] <= shadow[i];

@@ -216,7 +216,8 @@ class BusBackend(Backend):
     def describe(self) -> str:
         h = self.hw
         mode = ", network mode" if h.network else ""
-        return (f"{self.name} (pesto_accel: {h.lanes} lanes, {h.num_pe} PEs, kernels up to "
+        top = getattr(self.bus, "toplevel", None) or "pesto_accel"   # a simulation names its RTL top
+        return (f"{self.name} ({top}: {h.lanes} lanes, {h.num_pe} PEs, kernels up to "
                 f"{h.max_k}x{h.max_k}{mode})")
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ the simulation exercises the exact register writes and stream transfers the boar
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import weakref
@@ -59,6 +60,16 @@ def bus_lock(bus):
         except TypeError:   # neither hashable nor weak-referenceable: the caller must not share it
             raise HardwareError(f"{type(bus).__name__} cannot be locked for use from several threads; "
                                 f"give it a `lock` attribute (threading.RLock())") from None
+
+
+def _holding_bus(fn):
+    """``fn(bus, ...)`` with ``bus_lock(bus)`` held for the whole call, as run_layer holds it: a
+    program load, a sub-net switch or a run is never interleaved with another thread's."""
+    @functools.wraps(fn)
+    def wrapper(bus, *args, **kwargs):
+        with bus_lock(bus):
+            return fn(bus, *args, **kwargs)
+    return wrapper
 
 
 @dataclass
@@ -246,6 +257,7 @@ def _require_network(hw: HwConfig) -> None:
                                     "network layer by layer with run_layer, or load a v2 bitstream")
 
 
+@_holding_bus
 def load_network(bus: Bus, program, hw: HwConfig, timeout_s: float = 10.0) -> None:
     """Load a network program (``pesto.hwspec.program.compile_network``) onto the engine, once:
     codes, schedules and output stages of every sub-net stay there until another load or a
@@ -266,6 +278,7 @@ def load_network(bus: Bus, program, hw: HwConfig, timeout_s: float = 10.0) -> No
         raise HardwareError("the network program did not load (PROGRAM.VALID or PROGRAM_SUM disagree)")
 
 
+@_holding_bus
 def select_subnet(bus: Bus, program, subnet) -> int:
     """Choose the sub-net (index or name) the next network runs compute; moves no weights.
     Returns its index."""
@@ -281,6 +294,7 @@ def select_subnet(bus: Bus, program, subnet) -> int:
     return int(subnet)
 
 
+@_holding_bus
 def read_steps(bus: Bus, program) -> list[StepStats]:
     """The per-step counters of the last network run (its last image)."""
     rows = []
@@ -291,6 +305,7 @@ def read_steps(bus: Bus, program) -> list[StepStats]:
     return rows
 
 
+@_holding_bus
 def run_network(bus: Bus, program, x: np.ndarray, hw: HwConfig, subnet=None, skip: bool = True,
                 timeout_s: float = 60.0, steps: bool = False) -> tuple[np.ndarray, NetworkStats]:
     """Run the loaded program on int16 x (C, H, W) or a batch (B, C, H, W) in one DMA round trip:
