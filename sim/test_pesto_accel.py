@@ -187,8 +187,8 @@ async def table7_v2(dut, tb):
         conv1, issue1 = await conv_step(tb)
         _, st0 = await check_layer(tb, layer, x, skip=False, tag=f"table7 {c} dense")
         conv0, issue0 = await conv_step(tb)
-        model1 = layer_cycles(layer, size, size, tb.hw.lanes, True)
-        model0 = layer_cycles(layer, size, size, tb.hw.lanes, False)
+        model1 = layer_cycles(layer, size, size, tb.hw.lanes, True, tb.hw.group_cycles)
+        model0 = layer_cycles(layer, size, size, tb.hw.lanes, False, tb.hw.group_cycles)
         ideal = layer.out_channels * layer.groups / nz
         speedup = conv0 / conv1
         rows.append({"weights": [c, c, 3, 3], "input": [c, size, size], "nz_groups": nz,

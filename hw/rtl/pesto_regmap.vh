@@ -1,7 +1,7 @@
 // Generated from sw/pesto/hwspec/regmap.json by `pesto hwspec` -- do not edit.
 // tests/test_hwspec.py fails when this file and regmap.json disagree.
 localparam [31:0] PESTO_ID = 32'h50455354;
-localparam [31:0] PESTO_VERSION = 32'h00010001;
+localparam [31:0] PESTO_VERSION = 32'h00010002;
 localparam integer PESTO_AXIS_DATA_WIDTH = 64;
 localparam integer PESTO_ACT_BITS = 16;
 localparam [1:0] PESTO_CODE_ZERO = 2'd0;
@@ -44,6 +44,8 @@ localparam integer PESTO_HWCFG0_NUM_PE_LSB = 8;
 localparam integer PESTO_HWCFG0_NUM_PE_MSB = 15;
 localparam integer PESTO_HWCFG0_MAX_K_LSB = 16;
 localparam integer PESTO_HWCFG0_MAX_K_MSB = 19;
+localparam integer PESTO_HWCFG0_GROUP_CYCLES_LSB = 20;
+localparam integer PESTO_HWCFG0_GROUP_CYCLES_MSB = 23;
 localparam integer PESTO_HWCFG0_CAPS_LSB = 24;
 localparam integer PESTO_HWCFG0_CAPS_MSB = 31;
 localparam [7:0] PESTO_REG_HWCFG1 = 8'h28;

@@ -50,9 +50,9 @@ def test_demo(checkpoint, tmp_path, capsys):
     rtl = result["rtl"]
     assert rtl["images"] == 8 and rtl["bit_exact_vs_reference"] is True and rtl["mismatched_images"] == 0
     assert rtl["accuracy"] == rtl["integer_accuracy"]  # bit-exact logits: the same predictions
-    # the default engine (v2) runs the whole network from one start: ~48 k cycles per image (v1: ~230 k)
+    # the default engine (v2) runs the whole network from one start: ~90 k cycles per image (v1: ~230 k)
     assert rtl["simulator"] == "verilator" and rtl["mode"] == "network" and result["dynamic"]["mode"] == "network"
-    assert 20_000 < rtl["hw_cycles_per_image"] < 80_000 and rtl["sim_cycles"] > 8 * 20_000
+    assert 20_000 < rtl["hw_cycles_per_image"] < 150_000 and rtl["sim_cycles"] > 8 * 20_000
     assert result["simulation"]["bit_exact_vs_reference"] is True
     assert len(result["layers"]) == comp["layers"] == 18
     e = result["end_to_end"]

@@ -117,6 +117,10 @@ def test_bench_dynamic_on_the_rtl(dyn_path, tmp_path, ast_results, capsys):
             # the compute cycles are ~91 % of ideal (the 28x28 model's, committed, within 1 %)
             assert 50 < r["measured_vs_ideal_percent"] <= r["measured_compute_vs_ideal_percent"] <= 100.5
             assert r["measured_compute_vs_ideal_percent"] > 80
+        else:   # network mode: G/G_k from the engine's own per-step counters, skipping and dense
+            # (on these small maps sparse passes are fill- and drain-bound, so it is below 100)
+            assert 50 < r["measured_vs_ideal_percent"] <= 100.5
+            assert 50 < r["measured_compute_vs_ideal_percent"] <= 100.5
     assert "switch:" in capsys.readouterr().out
 
 

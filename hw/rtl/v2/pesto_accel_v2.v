@@ -27,7 +27,10 @@ module pesto_accel_v2 #
     // parameter memory depth in output stages (channels x sub-nets of every layer)
     parameter PARAM_DEPTH = 4096,
     // log2 of the most output channels of a layer
-    parameter LOG2_MAX_N = 9
+    parameter LOG2_MAX_N = 9,
+    // cycles the four PEs spend on one issued group (HWCFG0.GROUP_CYCLES): 1 (144 lanes a PE),
+    // 2 (72: the default, what fits the xc7z020) or 4
+    parameter GROUP_CYCLES = 2
 )
 (
     input  wire        aclk,
@@ -93,6 +96,7 @@ pesto_axil_regs_v2 #(
     .LOG2_MAX_N(LOG2_MAX_N),
     .LOG2_MAX_PIX(LOG2_MAX_PIX),
     .CAPS(3),
+    .GROUP_CYCLES(GROUP_CYCLES),
     .CODE_DEPTH(CODE_DEPTH),
     .PARAM_DEPTH(PARAM_DEPTH),
     .PROG_DEPTH(1 << LOG2_PROG_DEPTH),
@@ -153,7 +157,8 @@ pesto_engine_v2 #(
     .CODE_DEPTH(CODE_DEPTH),
     .LOG2_PROG_DEPTH(LOG2_PROG_DEPTH),
     .PARAM_DEPTH(PARAM_DEPTH),
-    .LOG2_MAX_N(LOG2_MAX_N)
+    .LOG2_MAX_N(LOG2_MAX_N),
+    .GROUP_CYCLES(GROUP_CYCLES)
 )
 engine_inst (
     .clk(aclk),

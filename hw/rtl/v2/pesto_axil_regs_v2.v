@@ -31,6 +31,8 @@ module pesto_axil_regs_v2 #
     parameter LOG2_MAX_PIX = 11,
     // capabilities (HWCFG0.CAPS): bit 0 network mode, bit 1 error packets
     parameter CAPS = 3,
+    // cycles the PE array spends on one issued group (HWCFG0.GROUP_CYCLES)
+    parameter GROUP_CYCLES = 2,
     // network-mode memories (HWCFG2, HWCFG3): code groups, output stages, program words,
     // activation words per bank
     parameter CODE_DEPTH = 6144,
@@ -178,11 +180,12 @@ localparam integer HW_WGT = LOG2_WGT_DEPTH;
 localparam integer HW_N = LOG2_MAX_N;
 localparam integer HW_PIX = LOG2_MAX_PIX;
 localparam integer HW_CAPS = CAPS;
+localparam integer HW_GROUP_CYCLES = GROUP_CYCLES;
 localparam integer HW_CODE = CODE_DEPTH;
 localparam integer HW_PARAM = PARAM_DEPTH;
 localparam integer HW_PROG = PROG_DEPTH / 4;
 localparam integer HW_BANK = BANK_DEPTH;
-wire [31:0] hwcfg0 = {HW_CAPS[7:0], 4'd0, HW_MAX_K[3:0], HW_NUM_PE[7:0], HW_LANES[7:0]};
+wire [31:0] hwcfg0 = {HW_CAPS[7:0], HW_GROUP_CYCLES[3:0], HW_MAX_K[3:0], HW_NUM_PE[7:0], HW_LANES[7:0]};
 wire [31:0] hwcfg2 = {HW_PARAM[15:0], HW_CODE[15:0]};
 wire [31:0] hwcfg3 = {HW_BANK[15:0], HW_PROG[15:0]};
 wire [31:0] hwcfg1 = {HW_PIX[7:0], HW_N[7:0], HW_WGT[7:0], HW_ACT[7:0]};

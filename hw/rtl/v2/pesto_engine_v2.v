@@ -39,7 +39,10 @@ module pesto_engine_v2 #
     // parameter memory depth in output stages
     parameter PARAM_DEPTH = 4096,
     // log2 of the most output channels of a conv step (accumulators per bank)
-    parameter LOG2_MAX_N = 9
+    parameter LOG2_MAX_N = 9,
+    // cycles the PE array spends on one issued group: 1, 2 or 4 (the PEs take LANES / GROUP_CYCLES
+    // channels of every tap per cycle)
+    parameter GROUP_CYCLES = 2
 )
 (
     input  wire        clk,
@@ -360,6 +363,7 @@ wire full_next, load_soon, win_load;
 wire [24:0] fill_we, fill_zero;
 wire [4*9*W-1:0] pe_taps;
 wire pe_valid, pe_first;
+wire [1:0] pe_slice;
 wire [1:0] pe_bank;
 wire [NW-1:0] pe_n;
 wire [CW-1:0] pe_codes;
@@ -403,7 +407,7 @@ pesto_window #(.LANES(LANES)) window_inst (
     .pe_taps(pe_taps)
 );
 
-pesto_issue #(.LANES(LANES), .N_WIDTH(NW), .CA(CA), .PA(PA)) issue_inst (
+pesto_issue #(.LANES(LANES), .GROUP_CYCLES(GROUP_CYCLES), .N_WIDTH(NW), .CA(CA), .PA(PA)) issue_inst (
     .clk(clk), .rst(rst || unit_rst),
     .start(unit_go && is_conv), .entry_base(d_entry_base),
     .d_valid(pi_valid), .d_ready(pi_ready), .d_count(pi_count), .d_first(pi_first), .d_last(pi_last),
@@ -411,7 +415,7 @@ pesto_issue #(.LANES(LANES), .N_WIDTH(NW), .CA(CA), .PA(PA)) issue_inst (
     .prog_addr(is_prog_addr), .prog_data(prog_a_data),
     .code_addr(is_code_addr), .code_data(code_rd),
     .full_next(full_next), .load_soon(load_soon),
-    .pe_valid(pe_valid), .pe_first(pe_first), .pe_n(pe_n), .pe_bank(pe_bank), .pe_codes(pe_codes),
+    .pe_valid(pe_valid), .pe_slice(pe_slice), .pe_first(pe_first), .pe_n(pe_n), .pe_bank(pe_bank), .pe_codes(pe_codes),
     .blk_valid(blk_valid), .bank_release(bank_release),
     .issued(issued), .popped(is_pop)
 );
@@ -419,10 +423,10 @@ pesto_issue #(.LANES(LANES), .N_WIDTH(NW), .CA(CA), .PA(PA)) issue_inst (
 genvar pe;
 generate
     for (pe = 0; pe < 4; pe = pe + 1) begin : pes
-        pesto_fat_pe #(.LANES(LANES), .N_WIDTH(NW)) pe_inst (
+        pesto_fat_pe #(.LANES(LANES), .GROUP_CYCLES(GROUP_CYCLES), .N_WIDTH(NW)) pe_inst (
             .clk(clk), .rst(rst || unit_rst),
             .taps(pe_taps[9*W*pe +: 9*W]), .codes(pe_codes),
-            .in_valid(pe_valid), .in_first(pe_first), .in_n(pe_n), .in_bank(pe_bank),
+            .in_valid(pe_valid), .in_slice(pe_slice), .in_first(pe_first), .in_n(pe_n), .in_bank(pe_bank),
             .rd_bank(os_acc_bank), .rd_addr(os_acc_addr), .rd_data(acc_data[32*pe +: 32])
         );
     end

@@ -1,8 +1,11 @@
 /*
- * pesto_fat_pe: one processing element of accelerator v2. Each cycle it takes one PE group in
- * full -- the nine kernel taps x LANES channels of one output channel n -- and adds the ternary
- * products into its partial sum for channel n: 9*LANES add/sub/skip lanes, no multiplier
- * (a 2-bit code selects +a, -a or nothing; -a = ~a + 1, the +1s are counted).
+ * pesto_fat_pe: one processing element of accelerator v2. It takes one PE group -- the nine
+ * kernel taps x LANES channels of one output channel n -- in GROUP_CYCLES consecutive cycles, a
+ * slice of LANES / GROUP_CYCLES channels of every tap each cycle (in_slice), and adds the ternary
+ * products into its partial sum for channel n: 9 * LANES / GROUP_CYCLES add/sub/skip lanes, no
+ * multiplier (a 2-bit code selects +a, -a or nothing; -a = ~a + 1, the +1s are counted). The
+ * slices of one group are entries of the same channel in consecutive cycles; only the first
+ * slice may carry in_first.
  *
  * Partial sums live in three accumulator RAMs of 2**N_WIDTH words: the tile being accumulated
  * (in_bank), and two tiles the drain reads (rd_bank), so the drain has two tile periods to cover
@@ -24,6 +27,8 @@ module pesto_fat_pe #
 (
     // channels per PE group word
     parameter LANES = 16,
+    // cycles per group: the lanes are LANES / GROUP_CYCLES channels of each of the nine taps
+    parameter GROUP_CYCLES = 2,
     // output channel index width (accumulators per bank: 2**N_WIDTH)
     parameter N_WIDTH = 9
 )
@@ -35,6 +40,7 @@ module pesto_fat_pe #
     input  wire [9*16*LANES-1:0]    taps,
     input  wire [9*2*LANES-1:0]     codes,
     input  wire                     in_valid,
+    input  wire [1:0]               in_slice,
     input  wire                     in_first,
     input  wire [N_WIDTH-1:0]       in_n,
     input  wire [1:0]               in_bank,
@@ -45,7 +51,8 @@ module pesto_fat_pe #
     output wire [31:0]              rd_data
 );
 
-localparam TERMS = 9 * LANES;
+localparam SLICE = LANES / GROUP_CYCLES;       // channels of a tap per cycle
+localparam TERMS = 9 * SLICE;
 localparam PARTS1 = (TERMS + 3) / 4;
 localparam PARTS2 = (PARTS1 + 3) / 4;
 localparam CTRL_WIDTH = N_WIDTH + 4;
@@ -91,6 +98,26 @@ function [16:0] term;
     end
 endfunction
 
+// this cycle's slice of the taps and codes: term l = SLICE * t + j is lane
+// SLICE * in_slice + j of tap t (an AND-OR choice per term, no shifter)
+reg [16*TERMS-1:0] s_taps;
+reg [2*TERMS-1:0] s_codes;
+integer t, j, k;
+always @* begin
+    s_taps = {16*TERMS{1'b0}};
+    s_codes = {2*TERMS{1'b0}};
+    for (k = 0; k < GROUP_CYCLES; k = k + 1) begin
+        if (in_slice == k[1:0]) begin
+            for (t = 0; t < 9; t = t + 1) begin
+                for (j = 0; j < SLICE; j = j + 1) begin
+                    s_taps[16*(SLICE*t+j) +: 16] = taps[16*(LANES*t + SLICE*k + j) +: 16];
+                    s_codes[2*(SLICE*t+j) +: 2] = codes[2*(LANES*t + SLICE*k + j) +: 2];
+                end
+            end
+        end
+    end
+end
+
 integer p, q, l;
 reg [19*PARTS1-1:0] part1_next;
 reg [8:0] minus_next;
@@ -98,7 +125,7 @@ reg [21*PARTS2-1:0] part2_next;
 reg signed [25:0] sum_next;
 reg signed [18:0] s4;
 reg signed [20:0] s16;
-reg [16:0] t;
+reg [16:0] tm;
 
 always @* begin
     minus_next = 9'd0;
@@ -107,9 +134,9 @@ always @* begin
         for (q = 0; q < 4; q = q + 1) begin
             l = 4 * p + q;
             if (l < TERMS) begin
-                t = term(taps[16*l +: 16], codes[2*l +: 2]);
-                s4 = s4 + $signed({{2{t[16]}}, t});
-                minus_next = minus_next + {8'd0, codes[2*l+1]};
+                tm = term(s_taps[16*l +: 16], s_codes[2*l +: 2]);
+                s4 = s4 + $signed({{2{tm[16]}}, tm});
+                minus_next = minus_next + {8'd0, s_codes[2*l+1]};
             end
         end
         part1_next[19*p +: 19] = s4;

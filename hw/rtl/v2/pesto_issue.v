@@ -6,7 +6,8 @@
  * nz = 0, the dense baseline's groups a sub-net does not issue) into a small queue; the list
  * restarts for every tile. A tile without passes travels as a marker.
  *
- * Back end: pops one entry per cycle into the PEs. The first entry of a pass waits until the
+ * Back end: issues each entry into the PEs over GROUP_CYCLES consecutive cycles (slice 0, 1, ...
+ * of its lanes; pesto_fat_pe) and pops it with its last slice. The first entry of a pass waits until the
  * window is in the shadow grid (full_next) and copies it into the working grid on its way
  * (load_soon), so PEs see each entry with its pass's window. Tiles take the three accumulator
  * banks in turn; the first entry of a tile waits until the drain has released its bank.
@@ -23,6 +24,8 @@ module pesto_issue #
 (
     // channels per PE group word
     parameter LANES = 16,
+    // cycles the PEs take per entry (pesto_fat_pe)
+    parameter GROUP_CYCLES = 2,
     // output channel index width
     parameter N_WIDTH = 9,
     // code memory address width
@@ -56,6 +59,7 @@ module pesto_issue #
 
     // the PEs' c0 inputs
     output wire                     pe_valid,
+    output wire [1:0]               pe_slice,
     output wire                     pe_first,
     output wire [N_WIDTH-1:0]       pe_n,
     output wire [1:0]               pe_bank,
@@ -66,7 +70,7 @@ module pesto_issue #
     input  wire [2:0]               bank_release,
 
     output wire [31:0]              issued,
-    // an entry went into the PEs this cycle
+    // a slice of an entry went into the PEs this cycle
     output wire                     popped
 );
 
@@ -162,30 +166,38 @@ reg y_valid, y_first;
 reg [N_WIDTH-1:0] y_n;
 reg [CW-1:0] y_codes;
 reg [DONE_DELAY-1:0] done_pipe;
+reg [1:0] slice, x_slice, y_slice;
 
+// an entry's first slice waits for its bank and its pass's window; the others follow it
 wire bank_ok = !bank_busy[bank];
 wire need_bank = h_marker || h_tile_first;
-wire can_pop = q_valid && (!need_bank || bank_ok) && (!h_pass_start || full_next);
-assign pop = can_pop;
-assign load_soon = pop && h_pass_start;
+wire first_slice = slice == 2'd0;
+wire last_slice = slice == GROUP_CYCLES - 1;
+wire can_go = q_valid && (!first_slice || ((!need_bank || bank_ok) && (!h_pass_start || full_next)));
+wire go_entry = can_go && !h_marker;
+assign pop = can_go && (h_marker || last_slice);
+assign load_soon = can_go && first_slice && h_pass_start;
 wire tile_done = pop && (h_marker || h_tile_last);
 
 assign pe_valid = y_valid;
+assign pe_slice = y_slice;
 assign pe_first = y_first;
 assign pe_n = y_n;
 assign pe_bank = y_bank;
 assign pe_codes = y_codes;
 assign blk_valid = done_pipe[DONE_DELAY-1];
 assign issued = issued_reg;
-assign popped = pop && !h_marker;
+assign popped = go_entry;
 
 always @(posedge clk) begin
-    x_valid <= pop && !h_marker;
-    x_first <= q_out[CW+N_WIDTH];
+    x_valid <= go_entry;
+    x_slice <= slice;
+    x_first <= q_out[CW+N_WIDTH] && first_slice;
     x_n <= q_out[CW +: N_WIDTH];
     x_codes <= q_out[CW-1:0];
     x_bank <= bank;
     y_valid <= x_valid;
+    y_slice <= x_slice;
     y_first <= x_first;
     y_n <= x_n;
     y_codes <= x_codes;
@@ -196,6 +208,9 @@ always @(posedge clk) begin
     if (tile_done) begin
         bank <= (bank == 2'd2) ? 2'd0 : bank + 1'b1;
         counting <= 1'b0;
+    end
+    if (go_entry) begin
+        slice <= last_slice ? 2'd0 : slice + 1'b1;
     end
     if (pop && !h_marker && counting) begin
         issued_reg <= issued_reg + 1'b1;
@@ -210,6 +225,7 @@ always @(posedge clk) begin
         done_pipe <= {DONE_DELAY{1'b0}};
         bank <= 2'd0;
         bank_busy <= 3'b000;
+        slice <= 2'd0;
     end
     if (rst) begin
         issued_reg <= 32'd0;

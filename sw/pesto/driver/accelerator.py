@@ -385,6 +385,17 @@ class Accelerator:
             raise ConfigError(f"no accelerated layer {name!r}; the artifact has: {', '.join(self.layers)}") from None
 
     # -- measuring ------------------------------------------------------------------------
+    def step_counters(self) -> list:
+        """Network mode on an engine with counters: each step's cycles (and a conv step's issue
+        cycles) for the last image of the last run, as the engine counted them
+        (``protocol.StepStats``, in program order)."""
+        rows = self.backend.step_counters(self.program) if self.mode == "network" and self.has_counters else None
+        if rows is None:
+            raise ConfigError(f"per-step counters come from network mode on an engine with counters; this is "
+                              f"{self.mode} mode on {self.backend.name!r}: use backend='sim', 'hls' or 'pynq' with "
+                              f"mode='network', or the per-layer records (Accelerator.records) in layer mode")
+        return rows
+
     def throughput_test(self, images, repeats: int = 1) -> dict:
         """Time ``execute`` on ``images``. ``images_per_s`` is the figure to quote: on the
         simulators (``sim``, ``hls``) from the engine's cycle counters at ``clock_mhz`` (their wall

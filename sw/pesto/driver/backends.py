@@ -82,6 +82,11 @@ class Backend:
         raise ConfigError(f"backend {self.name!r} has no network mode (HWCFG0.CAPS bit 0 is clear): "
                           f"run the network layer by layer (Accelerator(..., mode='layer'))")
 
+    def step_counters(self, program) -> list | None:
+        """The per-step counters of the last network run (its last image: protocol.StepStats),
+        None where the engine has no network mode or no counters."""
+        return None
+
     def close(self) -> None:
         pass
 
@@ -189,6 +194,9 @@ class BusBackend(Backend):
     def prepare(self, program) -> None:
         with protocol.bus_lock(self.bus):
             self._ensure_program(program)
+
+    def step_counters(self, program) -> list | None:
+        return None if self.network_build() is None else protocol.read_steps(self.bus, program)
 
     def _ensure_program(self, program) -> None:
         """Load ``program`` unless the engine already holds it (PROGRAM.VALID and its checksum:

@@ -218,6 +218,7 @@ class ConvStep(Step):
     layer: SharedTernaryConv | None = None
     lanes: int = 16
     add: tuple[int, int, int, int, bool] | None = None   # fused residual: lsh_a, rsh_a, lsh_b, rsh_b, relu
+    group_cycles: int = 1                 # the engine's PE-array cycles per issued group (HwConfig)
     code_base: int = 0
     stored: np.ndarray | None = None      # bool (N, G_hw): hardware groups with codes stored
     issue: list[np.ndarray] = field(default_factory=list)   # per sub-net bool (N, G_hw)
@@ -317,7 +318,7 @@ class ConvStep(Step):
         sch = self.schedule(k, skip)
         active = sch.active if skip else np.ones(self.out_channels, dtype=bool)
         return conv_cycles([len(e) for _, e in sch.passes], self.blocks, self.stride, active, self.lanes,
-                           fused=self.add is not None)
+                           fused=self.add is not None, group_cycles=self.group_cycles)
 
 
 @dataclass
@@ -363,17 +364,18 @@ class StreamStep(Step):
 
 
 def conv_cycles(pass_entries: list[int], blocks: int, stride: int, active: np.ndarray, lanes: int,
-                fused: bool = False) -> dict:
+                fused: bool = False, group_cycles: int = 1) -> dict:
     """The cycle model of a conv step (docs/accelerator-v2.md), the one home for both modes.
 
     pass_entries: entries of every pass of the schedule (the same for every tile); blocks: 2 x 2
     tiles of the output; active: bool (N,) channels with an issued entry. A pass costs
-    max(entries, F) cycles (F: the window fill, 2 at stride 1, 6 at stride 2); a tile's drain
+    max(group_cycles * entries, F) cycles (group_cycles: HwConfig.group_cycles, the cycles the
+    PEs take per entry; F: the window fill, 2 at stride 1, 6 at stride 2); a tile's drain
     (sum over word groups of max(1, active channels), at least 4 per group with a fused add)
     runs beside the next tiles (three accumulator banks) and only bounds the tile rate where it
     is longer than the tile; the last tile's drain and the pipeline add a constant."""
     fill = FILL_CYCLES[stride]
-    per_block = sum(max(e, fill) for e in pass_entries)
+    per_block = sum(max(group_cycles * e, fill) for e in pass_entries)
     groups_out = math.ceil(len(active) / lanes)
     drain = sum(max(1, int(active[w * lanes:(w + 1) * lanes].sum())) for w in range(groups_out))
     if fused:
@@ -386,7 +388,7 @@ def conv_cycles(pass_entries: list[int], blocks: int, stride: int, active: np.nd
             "total": issue + drain + STEP_OVERHEAD}
 
 
-def layer_cycles(layer, h: int, w: int, lanes: int, skip: bool = True) -> dict:
+def layer_cycles(layer, h: int, w: int, lanes: int, skip: bool = True, group_cycles: int = 1) -> dict:
     """The conv step of a layer-mode run (the engine builds its schedule from the v1 weight
     packet: hardware groups as ``protocol.hw_codes`` maps them), in ``conv_cycles``' terms."""
     from .protocol import hw_codes
@@ -400,7 +402,7 @@ def layer_cycles(layer, h: int, w: int, lanes: int, skip: bool = True) -> dict:
         entries, active = [n] * g, np.ones(n, dtype=bool)
     ho, wo = layer.out_hw(h, w)
     blocks = math.ceil(ho / TILE) * math.ceil(wo / TILE)
-    return conv_cycles(entries, blocks, layer.stride, active, lanes)
+    return conv_cycles(entries, blocks, layer.stride, active, lanes, group_cycles=group_cycles)
 
 
 # -- the program -------------------------------------------------------------------------------
@@ -616,7 +618,7 @@ def compile_network(artifact, hw: HwConfig | None = None, dense: bool = False) -
             raise UnsupportedLayerError(f"layer {node.name!r}: network mode runs padded 3x3 convolutions only; "
                                         f"run this network layer by layer")
         return ConvStep("conv", a=src, d=dst, b=res, name=name or node.name, layer=shared[node.name],
-                        lanes=lanes, add=add)
+                        lanes=lanes, add=add, group_cycles=hw.group_cycles)
 
     steps = build_steps(fused)
     for s in steps:

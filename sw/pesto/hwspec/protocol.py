@@ -56,6 +56,7 @@ class HwConfig:
     bank_depth: int = 1024       # activation words per bank (4 banks)
     max_n: int = 512             # output channels per conv step (accumulator depth)
     max_subnets: int = 16
+    group_cycles: int = 2        # cycles the network-mode PE array spends per issued group (the v2 default build)
 
     @classmethod
     def from_registers(cls, hwcfg0: int, hwcfg1: int, hwcfg2: int = 0, hwcfg3: int = 0) -> "HwConfig":
@@ -68,7 +69,8 @@ class HwConfig:
         r2, r3 = REGMAP["HWCFG2"], REGMAP["HWCFG3"]
         return replace(base, caps=r0.field(hwcfg0, "CAPS"), code_depth=r2.field(hwcfg2, "CODE_DEPTH"),
                        param_depth=r2.field(hwcfg2, "PARAM_DEPTH"), prog_depth=4 * r3.field(hwcfg3, "PROG_DEPTH"),
-                       bank_depth=r3.field(hwcfg3, "BANK_DEPTH"), max_n=1 << base.log2_max_n)
+                       bank_depth=r3.field(hwcfg3, "BANK_DEPTH"), max_n=1 << base.log2_max_n,
+                       group_cycles=r0.field(hwcfg0, "GROUP_CYCLES") or 1)
 
     @property
     def network(self) -> bool:
