@@ -361,12 +361,13 @@ wire [11:0] pi_count;
 wire pf_ready, pi_ready;
 wire full_next, load_soon, win_load;
 wire [24:0] fill_we, fill_zero;
-wire [4*9*W-1:0] pe_taps;
+localparam SLICE_W = W / GROUP_CYCLES;          // a tap's slice: the lanes the PEs add a cycle
+wire [4*9*SLICE_W-1:0] pe_taps;
 wire pe_valid, pe_first;
 wire [1:0] pe_slice;
 wire [1:0] pe_bank;
 wire [NW-1:0] pe_n;
-wire [CW-1:0] pe_codes;
+wire [CW/GROUP_CYCLES-1:0] pe_codes;
 wire blk_valid;
 wire [2:0] bank_release;
 wire [31:0] issued;
@@ -400,10 +401,10 @@ pesto_fill #(.AW(AW)) fill_inst (
     .fill_we(fill_we), .fill_zero(fill_zero)
 );
 
-pesto_window #(.LANES(LANES)) window_inst (
+pesto_window #(.LANES(LANES), .GROUP_CYCLES(GROUP_CYCLES)) window_inst (
     .clk(clk),
     .fill_data(act_rd), .fill_we(fill_we), .fill_zero(fill_zero),
-    .load(win_load), .stride2(stride2),
+    .load(win_load), .stride2(stride2), .slice(pe_slice),
     .pe_taps(pe_taps)
 );
 
@@ -425,8 +426,8 @@ generate
     for (pe = 0; pe < 4; pe = pe + 1) begin : pes
         pesto_fat_pe #(.LANES(LANES), .GROUP_CYCLES(GROUP_CYCLES), .N_WIDTH(NW)) pe_inst (
             .clk(clk), .rst(rst || unit_rst),
-            .taps(pe_taps[9*W*pe +: 9*W]), .codes(pe_codes),
-            .in_valid(pe_valid), .in_slice(pe_slice), .in_first(pe_first), .in_n(pe_n), .in_bank(pe_bank),
+            .taps(pe_taps[9*SLICE_W*pe +: 9*SLICE_W]), .codes(pe_codes),
+            .in_valid(pe_valid), .in_first(pe_first), .in_n(pe_n), .in_bank(pe_bank),
             .rd_bank(os_acc_bank), .rd_addr(os_acc_addr), .rd_data(acc_data[32*pe +: 32])
         );
     end

@@ -1,11 +1,11 @@
 /*
  * pesto_fat_pe: one processing element of accelerator v2. It takes one PE group -- the nine
  * kernel taps x LANES channels of one output channel n -- in GROUP_CYCLES consecutive cycles, a
- * slice of LANES / GROUP_CYCLES channels of every tap each cycle (in_slice), and adds the ternary
- * products into its partial sum for channel n: 9 * LANES / GROUP_CYCLES add/sub/skip lanes, no
- * multiplier (a 2-bit code selects +a, -a or nothing; -a = ~a + 1, the +1s are counted). The
- * slices of one group are entries of the same channel in consecutive cycles; only the first
- * slice may carry in_first.
+ * slice of LANES / GROUP_CYCLES channels of every tap each cycle (the window and the issue unit
+ * choose it), and adds the ternary products into its partial sum for channel n:
+ * 9 * LANES / GROUP_CYCLES add/sub/skip lanes, no multiplier (a 2-bit code selects +a, -a or
+ * nothing; -a = ~a + 1, the +1s are counted). The slices of one group are entries of the same
+ * channel in consecutive cycles; only the first slice may carry in_first.
  *
  * Partial sums live in three accumulator RAMs of 2**N_WIDTH words: the tile being accumulated
  * (in_bank), and two tiles the drain reads (rd_bank), so the drain has two tile periods to cover
@@ -36,11 +36,11 @@ module pesto_fat_pe #
     input  wire                     clk,
     input  wire                     rst,
 
-    // c0: the nine tap words (tap t = 3*ky + kx at bits [16*LANES*t +: 16*LANES]) and codes
-    input  wire [9*16*LANES-1:0]    taps,
-    input  wire [9*2*LANES-1:0]     codes,
+    // c0: this cycle's slice of the nine taps (tap t = 3*ky + kx at [16*SLICE*t +: 16*SLICE])
+    // and their codes (at [2*SLICE*t +: 2*SLICE])
+    input  wire [9*16*LANES/GROUP_CYCLES-1:0] taps,
+    input  wire [9*2*LANES/GROUP_CYCLES-1:0]  codes,
     input  wire                     in_valid,
-    input  wire [1:0]               in_slice,
     input  wire                     in_first,
     input  wire [N_WIDTH-1:0]       in_n,
     input  wire [1:0]               in_bank,
@@ -98,26 +98,6 @@ function [16:0] term;
     end
 endfunction
 
-// this cycle's slice of the taps and codes: term l = SLICE * t + j is lane
-// SLICE * in_slice + j of tap t (an AND-OR choice per term, no shifter)
-reg [16*TERMS-1:0] s_taps;
-reg [2*TERMS-1:0] s_codes;
-integer t, j, k;
-always @* begin
-    s_taps = {16*TERMS{1'b0}};
-    s_codes = {2*TERMS{1'b0}};
-    for (k = 0; k < GROUP_CYCLES; k = k + 1) begin
-        if (in_slice == k[1:0]) begin
-            for (t = 0; t < 9; t = t + 1) begin
-                for (j = 0; j < SLICE; j = j + 1) begin
-                    s_taps[16*(SLICE*t+j) +: 16] = taps[16*(LANES*t + SLICE*k + j) +: 16];
-                    s_codes[2*(SLICE*t+j) +: 2] = codes[2*(LANES*t + SLICE*k + j) +: 2];
-                end
-            end
-        end
-    end
-end
-
 integer p, q, l;
 reg [19*PARTS1-1:0] part1_next;
 reg [8:0] minus_next;
@@ -134,9 +114,9 @@ always @* begin
         for (q = 0; q < 4; q = q + 1) begin
             l = 4 * p + q;
             if (l < TERMS) begin
-                tm = term(s_taps[16*l +: 16], s_codes[2*l +: 2]);
+                tm = term(taps[16*l +: 16], codes[2*l +: 2]);
                 s4 = s4 + $signed({{2{tm[16]}}, tm});
-                minus_next = minus_next + {8'd0, s_codes[2*l+1]};
+                minus_next = minus_next + {8'd0, codes[2*l+1]};
             end
         end
         part1_next[19*p +: 19] = s4;

@@ -59,11 +59,12 @@ module pesto_issue #
 
     // the PEs' c0 inputs
     output wire                     pe_valid,
-    output wire [1:0]               pe_slice,
+    output wire [1:0]               pe_slice,    // the lanes of the entry (pesto_window)
     output wire                     pe_first,
     output wire [N_WIDTH-1:0]       pe_n,
     output wire [1:0]               pe_bank,
-    output wire [9*2*LANES-1:0]     pe_codes,
+    // the codes of this slice: tap t's lanes SLICE * pe_slice .. at [2*SLICE*t +: 2*SLICE]
+    output wire [9*2*LANES/GROUP_CYCLES-1:0] pe_codes,
 
     // tiles: complete (to the drain) and released (by the drain)
     output wire                     blk_valid,
@@ -184,7 +185,20 @@ assign pe_slice = y_slice;
 assign pe_first = y_first;
 assign pe_n = y_n;
 assign pe_bank = y_bank;
-assign pe_codes = y_codes;
+localparam SLICE = LANES / GROUP_CYCLES;
+reg [9*2*SLICE-1:0] y_slice_codes;
+integer ts, ks;
+always @* begin
+    y_slice_codes = {9*2*SLICE{1'b0}};
+    for (ks = 0; ks < GROUP_CYCLES; ks = ks + 1) begin
+        if (y_slice == ks[1:0]) begin
+            for (ts = 0; ts < 9; ts = ts + 1) begin
+                y_slice_codes[2*SLICE*ts +: 2*SLICE] = y_codes[2*(LANES*ts + SLICE*ks) +: 2*SLICE];
+            end
+        end
+    end
+end
+assign pe_codes = y_slice_codes;
 assign blk_valid = done_pipe[DONE_DELAY-1];
 assign issued = issued_reg;
 assign popped = go_entry;

@@ -7,7 +7,9 @@
  * (r mod 2, c mod 2), port (c div 2) mod 2 of the activation set, so no cell has a
  * multiplexer; fill_zero clears a cell outside the image) while the PEs read the working grid;
  * load copies the shadow into the working grid at a pass boundary. PE (dy, dx) takes its nine
- * taps (ky, kx) from cell (dy + ky, dx + kx) at stride 1 and (2dy + ky, 2dx + kx) at stride 2.
+ * taps (ky, kx) from cell (dy + ky, dx + kx) at stride 1 and (2dy + ky, 2dx + kx) at stride 2,
+ * each cycle the slice of LANES / GROUP_CYCLES channels the PEs add (slice): the choice of
+ * cell and slice is one 4:1 multiplexer per tap bit, shared by the PEs' lanes.
  */
 
 `resetall
@@ -17,7 +19,9 @@
 module pesto_window #
 (
     // channels per activation word
-    parameter LANES = 16
+    parameter LANES = 16,
+    // cycles per group: the PEs take LANES / GROUP_CYCLES channels of every tap a cycle (1, 2, 4)
+    parameter GROUP_CYCLES = 2
 )
 (
     input  wire                     clk,
@@ -30,12 +34,16 @@ module pesto_window #
 
     input  wire                     load,
     input  wire                     stride2,
+    input  wire [1:0]               slice,
 
-    // PE p = 2*dy + dx, tap t = 3*ky + kx at bits [16*LANES*(9*p + t) +: 16*LANES]
-    output wire [4*9*16*LANES-1:0]  pe_taps
+    // PE p = 2*dy + dx, tap t = 3*ky + kx: channels SLICE * slice .. of its cell at
+    // bits [16*SLICE*(9*p + t) +: 16*SLICE]
+    output wire [4*9*16*LANES/GROUP_CYCLES-1:0] pe_taps
 );
 
 localparam W = 16 * LANES;
+localparam SLICE = LANES / GROUP_CYCLES;
+localparam SW = 16 * SLICE;
 
 reg [W-1:0] shadow [0:24];
 reg [W-1:0] working [0:24];
@@ -67,10 +75,29 @@ generate
             localparam integer KX = t % 3;
             localparam integer S1 = 5 * (DY + KY) + (DX + KX);
             localparam integer S2 = 5 * (2 * DY + KY) + (2 * DX + KX);
-            assign pe_taps[W*(9*pe+t) +: W] = stride2 ? working[S2] : working[S1];
+            // the slice of the cell: as plain 2:1 choices, so that cell and slice are one LUT6
+            wire [W-1:0] c1 = working[S1];
+            wire [W-1:0] c2 = working[S2];
+            wire [SW-1:0] tap_slice;
+            if (GROUP_CYCLES == 1) begin : whole
+                assign tap_slice = stride2 ? c2 : c1;
+            end else if (GROUP_CYCLES == 2) begin : halves
+                assign tap_slice = slice[0] ? (stride2 ? c2[SW +: SW] : c1[SW +: SW])
+                                            : (stride2 ? c2[0 +: SW] : c1[0 +: SW]);
+            end else begin : quarters
+                wire [SW-1:0] q1 = slice[1] ? (slice[0] ? c1[3*SW +: SW] : c1[2*SW +: SW])
+                                            : (slice[0] ? c1[SW +: SW] : c1[0 +: SW]);
+                wire [SW-1:0] q2 = slice[1] ? (slice[0] ? c2[3*SW +: SW] : c2[2*SW +: SW])
+                                            : (slice[0] ? c2[SW +: SW] : c2[0 +: SW]);
+                assign tap_slice = stride2 ? q2 : q1;
+            end
+            assign pe_taps[SW*(9*pe+t) +: SW] = tap_slice;
         end
     end
 endgenerate
+
+// with two slices or one, the high bits of slice are unused
+wire unused_ok = &{1'b0, slice, 1'b0};
 
 endmodule
 

@@ -1,13 +1,18 @@
 /*
  * pesto_writer: writes the drain's finished word groups into the destination tensor (phase 1:
  * the tile's pixel (dy, dx) lives in bank (1 - dy, 1 - dx)). Without a residual the four pixel
- * words go to the four banks in one cycle. With a fused residual add, each pixel in turn reads
- * its residual word (port B of the same bank, at the same offset from the residual's base),
- * goes through pesto_add_lanes and is written back (port A): four cycles per word group, and in
- * place when the residual is the destination. The writer shares the banks' ports with the
- * fill and goes first (ports_busy holds the fill for that cycle). The add unit is the engine's,
- * shared with pesto_vec (they never run at once): the writer drives its operands and takes the
- * sum two cycles later.
+ * words go to the four banks in one cycle. With a fused residual add, the four residual words
+ * are read in one cycle (port B of the four banks, each at its pixel's offset from the
+ * residual's base), go through the add unit one pixel a cycle with the pixel words, and the
+ * four sums are written in one cycle (port A), in place when the residual is the destination:
+ * a word group every four cycles, the banks' ports busy for two of them. The writer shares the
+ * ports with the fill and goes first (ports_busy holds the fill for that cycle). The add unit
+ * is the engine's, shared with pesto_vec (they never run at once): the writer drives its
+ * operands and takes the sum two cycles later.
+ *
+ * Fused add, a group taken at cycle t: t residual reads; t+1..t+4 pixel p = t+1+p into the add
+ * unit (its residual straight from the banks at t+1, then from res_q); t+3..t+6 the sums;
+ * t+7 the write. The next group may be taken at t+4.
  */
 
 `resetall
@@ -58,43 +63,52 @@ module pesto_writer #
 
 localparam W = 16 * LANES;
 
-reg [1:0] p;                       // pixel in turn (fused add)
 reg [23:0] tiles;
 reg [3:0] wr_en_reg;
 reg [4*AW-1:0] wr_addr_reg;
 reg [4*W-1:0] wr_data_reg;
-// fused add pipeline: read (t) -> operands (t+1) -> add unit (t+2, t+3) -> write
-reg v1, v2, v3;
-reg [1:0] b1, b2, b3;
-reg [AW-1:0] o1, o2, o3;
-reg last1, last2, last3;
-reg [W-1:0] a1;
+
+// fused add
+reg feeding;                       // pixels of a group are entering the add unit
+reg [1:0] p;                       // the pixel entering it
+reg [4*W-1:0] a_q;                 // the group's pixel words, its residuals of pixels 1..3
+reg [3*W-1:0] res_q;
+reg [4*20-1:0] off_q;              // offsets, pixels and tile end: taken, then writing
+reg [3:0] pix_q, pix_w;
+reg last_q, last_w;
+reg [4*AW-1:0] addr_w;
+reg [3*W-1:0] sum_q;               // sums of pixels 0..2
+reg f1, f2;                        // a pixel went into the add unit one, two cycles ago
+reg [1:0] f1_p, f2_p;              // which: at f2 its sum is on add_y
 
 wire direct = !res_en;
-wire take = wg_valid && (direct || p == 2'd3);
-wire [1:0] bank_p = 2'd3 - p;
-wire [W-1:0] word_p = wg_words[W*p +: W];
-wire [19:0] off_p = wg_offsets[20*p +: 20];
-wire [W-1:0] res_word = rd_data[W*b1 +: W];
-wire [W-1:0] sum_word = add_y;
+wire take = wg_valid && (direct || !feeding || p == 2'd3);
+wire fused_take = res_en && take;
 
 assign wg_ready = take;
 assign wr_en = wr_en_reg;
 assign wr_addr = wr_addr_reg;
 assign wr_data = wr_data_reg;
-assign done = tiles == blocks && !v1 && !v2 && !v3;
-assign ports_busy = wr_en_reg != 4'b0000 || (res_en && wg_valid);
-assign res_rd = res_en && wg_valid;
+assign done = tiles == blocks && !feeding && !f1 && !f2;
+assign ports_busy = wr_en_reg != 4'b0000 || fused_take;
+assign res_rd = fused_take;
 
+// pixel p of the group reads its residual from bank 3 - p
 genvar b;
 generate
     for (b = 0; b < 4; b = b + 1) begin : bank
-        assign rd_addr[AW*b +: AW] = res_base + off_p[AW-1:0];
+        assign rd_addr[AW*b +: AW] = res_base + wg_offsets[20*(3-b) +: AW];
     end
 endgenerate
 
-assign add_a = a1;
-assign add_b = res_word;
+// the residual words in pixel order (pixel p from bank 3 - p), and the add unit's operands:
+// pixel p's word and residual (at p = 0 straight from the banks)
+wire [4*W-1:0] res_by_pixel = {rd_data[W*0 +: W], rd_data[W*1 +: W], rd_data[W*2 +: W], rd_data[W*3 +: W]};
+wire [W-1:0] res_now = (p == 2'd0) ? res_by_pixel[W*0 +: W] :
+                       (p == 2'd1) ? res_q[W*0 +: W] :
+                       (p == 2'd2) ? res_q[W*1 +: W] : res_q[W*2 +: W];
+assign add_a = a_q[W*p +: W];
+assign add_b = res_now;
 
 integer q;
 always @(posedge clk) begin
@@ -110,48 +124,64 @@ always @(posedge clk) begin
         end
     end
 
-    // fused add: one pixel per cycle
-    v1 <= res_en && wg_valid && wg_pixels[p];
-    b1 <= bank_p;
-    o1 <= dst_base + off_p[AW-1:0];
-    a1 <= word_p;
-    last1 <= res_en && wg_valid && p == 2'd3 && wg_tile_last;
-    v2 <= v1;
-    b2 <= b1;
-    o2 <= o1;
-    last2 <= last1;
-    v3 <= v2;
-    b3 <= b2;
-    o3 <= o2;
-    last3 <= last2;
-    if (res_en && wg_valid) begin
+    // fused add: take, feed four pixels, collect four sums, write
+    if (fused_take) begin
+        a_q <= wg_words;
+        off_q <= wg_offsets;
+        pix_q <= wg_pixels;
+        last_q <= wg_tile_last;
+    end
+    if (feeding && p == 2'd0) begin
+        res_q <= res_by_pixel[4*W-1:W];
+    end
+    if (feeding) begin
         p <= p + 1'b1;
     end
-    for (q = 0; q < 4; q = q + 1) begin
-        if (v3 && b3 == q[1:0]) begin
-            wr_en_reg[q] <= 1'b1;
-            wr_addr_reg[AW*q +: AW] <= o3;
-            wr_data_reg[W*q +: W] <= sum_word;
+    if (fused_take) begin
+        feeding <= 1'b1;
+    end else if (feeding && p == 2'd3) begin
+        feeding <= 1'b0;
+    end
+    if (feeding && p == 2'd3) begin
+        pix_w <= pix_q;
+        last_w <= last_q;
+        for (q = 0; q < 4; q = q + 1) begin
+            addr_w[AW*(3-q) +: AW] <= dst_base + off_q[20*q +: AW];
         end
     end
-    if (last3) begin
-        tiles <= tiles + 1'b1;
+    f1 <= feeding;
+    f1_p <= p;
+    f2 <= f1;
+    f2_p <= f1_p;
+    // the sum of a pixel arrives two cycles after it went in: pixels 0..2 wait in sum_q
+    for (q = 0; q < 3; q = q + 1) begin
+        if (f2 && f2_p == q[1:0]) begin
+            sum_q[W*q +: W] <= add_y;
+        end
+    end
+    if (f2 && f2_p == 2'd3) begin
+        for (q = 0; q < 3; q = q + 1) begin
+            wr_data_reg[W*(3-q) +: W] <= sum_q[W*q +: W];
+        end
+        wr_data_reg[W*0 +: W] <= add_y;
+        wr_en_reg <= {pix_w[0], pix_w[1], pix_w[2], pix_w[3]};
+        wr_addr_reg <= addr_w;
+        if (last_w) begin
+            tiles <= tiles + 1'b1;
+        end
     end
 
     if (rst || start) begin
         p <= 2'd0;
         tiles <= 24'd0;
-        v1 <= 1'b0;
-        v2 <= 1'b0;
-        v3 <= 1'b0;
-        last1 <= 1'b0;
-        last2 <= 1'b0;
-        last3 <= 1'b0;
+        feeding <= 1'b0;
+        f1 <= 1'b0;
+        f2 <= 1'b0;
         wr_en_reg <= 4'b0000;
     end
 end
 
-wire unused_ok = &{1'b0, off_p[19:AW], wg_offsets, 1'b0};
+wire unused_ok = &{1'b0, wg_offsets, off_q, 1'b0};   // offsets past the bank address
 
 endmodule
 
