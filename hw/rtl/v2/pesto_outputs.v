@@ -83,7 +83,6 @@ localparam GROUPS = 1 << GW;
 localparam TW = 2 + LW + 2 + GW;
 localparam [1:0] KIND_DATA = 2'd0, KIND_EMPTY = 2'd1, KIND_Y0 = 2'd2;
 localparam QW = 4 * W + 4 * 20 + 4 + 1;      // a finished group in the queue
-localparam [2:0] QUEUE_DEPTH = 3'd5;        // its depth: four words and the output register
 
 localparam [2:0] IDLE = 3'd0, MASK_READ = 3'd1, MASK_WRITE = 3'd2, Y0_CLEAR = 3'd3, Y0_LOAD = 3'd4,
                  Y0_ISSUE = 3'd5, Y0_WAIT = 3'd6, TILES = 3'd7;
@@ -97,7 +96,7 @@ reg [23:0] tiles_started;
 reg [1:0] tile_bank;
 reg in_tile;
 reg [1:0] tiles_waiting;         // completed tiles not yet drained (three banks: at most three)
-reg [2:0] credits;               // finished groups the queue can still take
+reg [1:0] credits;               // finished groups the queue can still take
 reg [2:0] release_reg;
 
 wire [GW-1:0] w_idx = w[GW-1:0];
@@ -134,7 +133,7 @@ end
 wire [LANES-1:0] left_next = left & ~({{LANES-1{1'b0}}, 1'b1} << lane);
 wire none_left = left == {LANES{1'b0}};
 wire group_end = none_left || left_next == {LANES{1'b0}};
-wire tile_go = state == TILES && in_tile && (!group_end || credits != 3'd0);
+wire tile_go = state == TILES && in_tile && (!group_end || credits != 2'd0);
 wire tile_end = tile_go && group_end && last_group;
 wire next_tile = tiles_waiting != 2'd0 && (!in_tile || tile_end) && tiles_started != blocks;
 
@@ -158,7 +157,7 @@ assign busy = state != IDLE;
 always @(posedge clk) begin
     is_valid <= 1'b0;
     release_reg <= 3'b000;
-    credits <= credits - {2'b0, consume} + {2'b0, q_pop};
+    credits <= credits - {1'b0, consume} + {1'b0, q_pop};
     tiles_waiting <= tiles_waiting + {1'b0, blk_valid} - {1'b0, next_tile && state == TILES};
     case (state)
         IDLE: begin
@@ -233,7 +232,7 @@ always @(posedge clk) begin
         tile_bank <= 2'd0;
         in_tile <= 1'b0;
         tiles_started <= 24'd0;
-        credits <= QUEUE_DEPTH;
+        credits <= 2'd2;
         tiles_waiting <= 2'd0;
     end
     if (rst) begin
@@ -349,7 +348,7 @@ always @(posedge clk) begin
     end
 end
 
-pesto_fifo #(.WIDTH(QW), .ADDR_WIDTH(2)) queue_inst (
+pesto_fifo #(.WIDTH(QW), .ADDR_WIDTH(1)) queue_inst (
     .clk(clk), .rst(rst || start),
     .s_data({words, offsets, pixels, o_last_t}), .s_valid(push), .s_ready(q_s_ready),
     .m_data({wg_words, wg_offsets, wg_pixels, wg_tile_last}), .m_valid(wg_valid), .m_ready(wg_ready)
