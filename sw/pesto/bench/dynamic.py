@@ -445,6 +445,6 @@ def plot_accuracy_latency(rows: list[dict], individual: list[dict], path: Path, 
     ax.set_xlabel(f"latency per image at {clock_mhz:g} MHz (us, accelerated part, {rows[0]['cycles_from']})")
     ax.set_ylabel(f"top-1 accuracy (%), {rows[0]['images']} test images")
     ax.set_title("Dynamic inference: accuracy against latency")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)   # below: no point hidden
     ax.grid(alpha=0.3)
     return _save(fig, path)
