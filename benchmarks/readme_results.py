@@ -73,7 +73,7 @@ def render(r: dict | None = None) -> str:
          + (", every logit bit-exact with the integer reference" if rtl["bit_exact_vs_reference"] else
             f", {rtl['mismatched_images']} images NOT bit-exact") +
          f": {percent(dict(rtl, unit=demo_acc.get('unit')), 'accuracy'):.1f} %; {rtl['hw_cycles_per_image']:,.0f} cycles "
-         f"per image = {rtl['hw_images_per_s']:.0f} images/s at {rtl['clock_mhz']:g} MHz", SOURCES["demo"]),
+         f"per image = {rtl['hw_images_per_s']:,.0f} images/s at {rtl['clock_mhz']:g} MHz", SOURCES["demo"]),
         ("RTL simulation speed: fast C++ harness vs cocotb (Verilator)",
          f"{fs['fast_cycles_per_s_cpu'] / 1e6:.2f} M cycles per CPU second, {fs['ratio_wall']:.0f}x (wall) / "
          f"{fs['ratio_cpu']:.0f}x (CPU) the cocotb path"
