@@ -57,11 +57,12 @@ localparam PARTS1 = (TERMS + 3) / 4;
 localparam PARTS2 = (PARTS1 + 3) / 4;
 localparam CTRL_WIDTH = N_WIDTH + 4;
 
-// c1: sums of four terms and the count of negated lanes
-reg [19*PARTS1-1:0] part1;
+// c1: sums of four terms and the count of negated lanes (unpacked: one machine word each in a
+// simulator, no shifting of fields out of a wide vector)
+reg signed [18:0] part1 [0:PARTS1-1];
 reg [8:0] minus1;
 // c2: sums of sixteen
-reg [21*PARTS2-1:0] part2;
+reg signed [20:0] part2 [0:PARTS2-1];
 reg [8:0] minus2;
 // c3: the group sum
 reg signed [25:0] sum3;
@@ -98,10 +99,10 @@ function [16:0] term;
     end
 endfunction
 
-integer p, q, l;
-reg [19*PARTS1-1:0] part1_next;
+integer p, q, l, r;
+reg signed [18:0] part1_next [0:PARTS1-1];
 reg [8:0] minus_next;
-reg [21*PARTS2-1:0] part2_next;
+reg signed [20:0] part2_next [0:PARTS2-1];
 reg signed [25:0] sum_next;
 reg signed [18:0] s4;
 reg signed [20:0] s16;
@@ -119,7 +120,7 @@ always @* begin
                 minus_next = minus_next + {8'd0, codes[2*l+1]};
             end
         end
-        part1_next[19*p +: 19] = s4;
+        part1_next[p] = s4;
     end
 end
 
@@ -128,22 +129,26 @@ always @* begin
         s16 = 21'sd0;
         for (q = 0; q < 4; q = q + 1) begin
             if (4 * p + q < PARTS1) begin
-                s16 = s16 + $signed({{2{part1[19*(4*p+q)+18]}}, part1[19*(4*p+q) +: 19]});
+                s16 = s16 + {{2{part1[4*p+q][18]}}, part1[4*p+q]};
             end
         end
-        part2_next[21*p +: 21] = s16;
+        part2_next[p] = s16;
     end
     sum_next = $signed({17'd0, minus2});
     for (p = 0; p < PARTS2; p = p + 1) begin
-        sum_next = sum_next + $signed({{5{part2[21*p+20]}}, part2[21*p +: 21]});
+        sum_next = sum_next + {{5{part2[p][20]}}, part2[p]};
     end
 end
 
 always @(posedge clk) begin
-    part1 <= part1_next;
+    for (r = 0; r < PARTS1; r = r + 1) begin
+        part1[r] <= part1_next[r];
+    end
     minus1 <= minus_next;
     ctrl1 <= {in_valid, in_first, in_bank, in_n};
-    part2 <= part2_next;
+    for (r = 0; r < PARTS2; r = r + 1) begin
+        part2[r] <= part2_next[r];
+    end
     minus2 <= minus1;
     ctrl2 <= ctrl1;
     sum3 <= sum_next;
