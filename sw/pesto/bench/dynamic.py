@@ -212,19 +212,14 @@ def measured_network_ideal(program, k: int, skip: list, dense: list) -> dict | N
     issue cycles are its measured dense ones times the fraction of its groups sub-net k issues;
     everything else (fill and drain of a conv step, vector and stream steps) counts as measured.
     Returned as ideal / measured in percent, for the steps' whole cycles and for the PE array."""
+    from ..driver.subnets import weighted_ideal
     if not skip or not dense or len(skip) != len(program.steps) or len(dense) != len(skip):
         return None
-    ideal = ideal_issue = issue = 0.0
-    for step, s, d in zip(program.steps, skip, dense):
-        if s.op != "conv":
-            ideal += s.cycles
-            continue
-        fraction = float(step.issue[k].sum()) / step.issue[k].size
-        ideal += s.cycles - s.issue_cycles + d.issue_cycles * fraction
-        ideal_issue += d.issue_cycles * fraction
-        issue += s.issue_cycles
+    ideal, ideal_issue = weighted_ideal(program, k, [(s.cycles, s.issue_cycles if s.op == "conv" else None,
+                                                      d.issue_cycles) for s, d in zip(skip, dense)])
     return {"measured_vs_ideal_percent": _percent(ideal, sum(s.cycles for s in skip)),
-            "measured_compute_vs_ideal_percent": _percent(ideal_issue, issue)}
+            "measured_compute_vs_ideal_percent": _percent(ideal_issue, sum(s.issue_cycles for s in skip
+                                                                           if s.op == "conv"))}
 
 
 def individual_models(path: Path = AST_RESULTS) -> list[dict]:

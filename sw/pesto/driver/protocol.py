@@ -63,8 +63,8 @@ def bus_lock(bus):
 
 
 def _holding_bus(fn):
-    """``fn(bus, ...)`` with ``bus_lock(bus)`` held for the whole call, as run_layer holds it: a
-    program load, a sub-net switch or a run is never interleaved with another thread's."""
+    """``fn(bus, ...)`` with ``bus_lock(bus)`` held for the whole call: a connect, a layer run, a
+    program load, a sub-net switch or a network run is never interleaved with another thread's."""
     @functools.wraps(fn)
     def wrapper(bus, *args, **kwargs):
         with bus_lock(bus):
@@ -100,6 +100,7 @@ def check_identity(bus: Bus) -> HwConfig:
     return HwConfig.from_registers(h0, h1)
 
 
+@_holding_bus
 def connect(bus: Bus, timeout_s: float = 1.0) -> HwConfig:
     """``check_identity``, after waking an engine whose read-only registers still read 0.
 
@@ -108,11 +109,6 @@ def connect(bus: Bus, timeout_s: float = 1.0) -> HwConfig:
     beat, which every pesto engine refuses with ERR_CODE CONFIG and drops (the RTL answers it
     the same way), makes them valid. Anything else that reads 0 is never started.
     """
-    with bus_lock(bus):
-        return _connect(bus, timeout_s)
-
-
-def _connect(bus: Bus, timeout_s: float) -> HwConfig:
     ctrl = REGMAP.offset("CTRL")
     idle = 1 << REGMAP["CTRL"].fields["AP_IDLE"][0]
     if bus.read(REGMAP.offset("ID")) == 0 and bus.read(ctrl) & idle:
@@ -164,17 +160,12 @@ def _enough(field: str, need: int) -> int:
     return need if field == "MAX_K" else max(1, math.ceil(math.log2(need)))
 
 
+@_holding_bus
 def run_layer(bus: Bus, layer: TernaryConv, x: np.ndarray, hw: HwConfig, skip: bool = True,
               load_weights: bool = True, timeout_s: float = 10.0, step: bool = False) -> tuple[np.ndarray, LayerStats]:
     """Run ``layer`` on int16 x (C, H, W); returns int16 (N, Ho, Wo) and the cycle counters
     (step=True on a v2 engine also reads the conv step's own cycles). Holds ``bus_lock(bus)``
     for the whole run."""
-    with bus_lock(bus):
-        return _run_layer(bus, layer, x, hw, skip, load_weights, timeout_s, step)
-
-
-def _run_layer(bus: Bus, layer: TernaryConv, x: np.ndarray, hw: HwConfig, skip: bool, load_weights: bool,
-               timeout_s: float, step: bool = False) -> tuple[np.ndarray, LayerStats]:
     _, h, w = x.shape
     regs = layer_registers(layer, h, w, hw.lanes, skip=skip, load_weights=load_weights)
     for name, value in regs.items():

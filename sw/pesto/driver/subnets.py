@@ -34,16 +34,27 @@ def network_cycles(program, subnet: int, skip: bool = True) -> dict:
     its dense ones times its issued fraction of groups (``ideal_cycles``, ``ideal_issue_cycles``:
     "the latency follows G/G_k", layer by layer)."""
     rows, dense = program.cycles(subnet, skip), program.cycles(subnet, False)
-    ideal = ideal_issue = 0.0
-    for step, r, d in zip(program.steps, rows, dense):
-        if r["op"] != "conv":
-            ideal += r["total"]
-            continue
-        fraction = float(step.issue[subnet].sum()) / step.issue[subnet].size if skip else 1.0
-        ideal_issue += d["issue"] * fraction
-        ideal += r["total"] - r["issue"] + d["issue"] * fraction
+    ideal, ideal_issue = weighted_ideal(program, subnet, [(r["total"], r.get("issue"), d.get("issue"))
+                                                          for r, d in zip(rows, dense)], skip)
     return {"cycles": sum(r["total"] for r in rows), "issue_cycles": sum(r.get("issue", 0) for r in rows),
             "ideal_cycles": ideal, "ideal_issue_cycles": ideal_issue}
+
+
+def weighted_ideal(program, subnet: int, steps, skip: bool = True) -> tuple[float, float]:
+    """"The latency follows G/G_k", layer by layer: ``steps`` holds per program step its
+    (cycles, issue cycles, dense issue cycles), issue None off the conv steps, from the cycle
+    model or from the engine's counters alike. Returns (ideal cycles, ideal issue cycles): every
+    conv step's issue cycles replaced by its dense ones times the fraction of its groups sub-net
+    ``subnet`` issues (all of them with skip off), every other cycle as it is."""
+    ideal = ideal_issue = 0.0
+    for step, (total, issue, dense_issue) in zip(program.steps, steps):
+        if issue is None:
+            ideal += total
+            continue
+        fraction = float(step.issue[subnet].sum()) / step.issue[subnet].size if skip else 1.0
+        ideal_issue += dense_issue * fraction
+        ideal += total - issue + dense_issue * fraction
+    return ideal, ideal_issue
 
 
 def layer_mode_cycles(view, hw: HwConfig, skip: bool = True) -> dict:
