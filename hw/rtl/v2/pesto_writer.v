@@ -73,10 +73,9 @@ reg feeding;                       // pixels of a group are entering the add uni
 reg [1:0] p;                       // the pixel entering it
 reg [4*W-1:0] a_q;                 // the group's pixel words, its residuals of pixels 1..3
 reg [3*W-1:0] res_q;
-reg [4*20-1:0] off_q;              // offsets, pixels and tile end: taken, then writing
+reg [4*AW-1:0] addr_q, addr_w;     // bank addresses, pixels and tile end: taken, then writing
 reg [3:0] pix_q, pix_w;
 reg last_q, last_w;
-reg [4*AW-1:0] addr_w;
 reg [3*W-1:0] sum_q;               // sums of pixels 0..2
 reg f1, f2;                        // a pixel went into the add unit one, two cycles ago
 reg [1:0] f1_p, f2_p;              // which: at f2 its sum is on add_y
@@ -93,10 +92,12 @@ assign done = tiles == blocks && !feeding && !f1 && !f2;
 assign ports_busy = wr_en_reg != 4'b0000 || fused_take;
 assign res_rd = fused_take;
 
-// pixel p of the group reads its residual from bank 3 - p
+// pixel p of the group lives in bank 3 - p: its destination address and its residual's
+wire [4*AW-1:0] dst_addr;
 genvar b;
 generate
     for (b = 0; b < 4; b = b + 1) begin : bank
+        assign dst_addr[AW*b +: AW] = dst_base + wg_offsets[20*(3-b) +: AW];
         assign rd_addr[AW*b +: AW] = res_base + wg_offsets[20*(3-b) +: AW];
     end
 endgenerate
@@ -114,9 +115,9 @@ integer q;
 always @(posedge clk) begin
     wr_en_reg <= 4'b0000;
     if (direct && wg_valid) begin
+        wr_addr_reg <= dst_addr;
         for (q = 0; q < 4; q = q + 1) begin
             wr_en_reg[3-q] <= wg_pixels[q];
-            wr_addr_reg[AW*(3-q) +: AW] <= dst_base + wg_offsets[20*q +: AW];
             wr_data_reg[W*(3-q) +: W] <= wg_words[W*q +: W];
         end
         if (wg_tile_last) begin
@@ -127,7 +128,7 @@ always @(posedge clk) begin
     // fused add: take, feed four pixels, collect four sums, write
     if (fused_take) begin
         a_q <= wg_words;
-        off_q <= wg_offsets;
+        addr_q <= dst_addr;
         pix_q <= wg_pixels;
         last_q <= wg_tile_last;
     end
@@ -145,9 +146,7 @@ always @(posedge clk) begin
     if (feeding && p == 2'd3) begin
         pix_w <= pix_q;
         last_w <= last_q;
-        for (q = 0; q < 4; q = q + 1) begin
-            addr_w[AW*(3-q) +: AW] <= dst_base + off_q[20*q +: AW];
-        end
+        addr_w <= addr_q;
     end
     f1 <= feeding;
     f1_p <= p;
@@ -181,7 +180,7 @@ always @(posedge clk) begin
     end
 end
 
-wire unused_ok = &{1'b0, wg_offsets, off_q, 1'b0};   // offsets past the bank address
+wire unused_ok = &{1'b0, wg_offsets, 1'b0};   // offsets past the bank address
 
 endmodule
 
