@@ -28,12 +28,15 @@ MODULES = [
     # v2 (hw/rtl/v2/)
     ("pesto_add_lanes", {"LANES": 16}),
     ("pesto_add_lanes", {"LANES": 4}),
+    ("pesto_fat_pe", {"LANES": 16, "GROUP_CYCLES": 2, "N_WIDTH": 9}),
+    ("pesto_fat_pe", {"LANES": 4, "GROUP_CYCLES": 4, "N_WIDTH": 4}),
+    ("pesto_fat_pe", {"LANES": 16, "GROUP_CYCLES": 1, "N_WIDTH": 6}),
 ]
 
 
 def _id(case):
     module, params = case
-    return module + "".join(f"-{k}{v}" for k, v in params.items() if k in ("LANES", "NUM_PE"))
+    return module + "".join(f"-{k}{v}" for k, v in params.items() if k in ("LANES", "NUM_PE", "GROUP_CYCLES"))
 
 
 @pytest.mark.xdist_group("icarus-modules")

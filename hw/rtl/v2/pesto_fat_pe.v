@@ -7,15 +7,22 @@
  * nothing; -a = ~a + 1, the +1s are counted). The slices of one group are entries of the same
  * channel in consecutive cycles; only the first slice may carry in_first.
  *
+ * The adder tree is binary and registered at every level (yosys maps each adder onto one carry
+ * chain, a LUT per bit, where an unregistered tree of many operands becomes carry-save adders at
+ * two LUTs per bit): level 0 are the terms, (a & code[0]) ^ code[1] -- a or ~a or 0, 16 bits --
+ * and every adder of a level takes one of the not yet added +1s of the negated terms as its carry
+ * in. A tree over T terms has enough adders for T - 1 of them, the accumulate adds the last.
+ *
  * Partial sums live in three accumulator RAMs of 2**N_WIDTH words: the tile being accumulated
  * (in_bank), and two tiles the drain reads (rd_bank), so the drain has two tile periods to cover
- * its own latency. The first entry of a channel in
- * a block loads the sum instead of adding (in_first). The accumulation has the RAM's read port
- * while it uses a bank; the engine drains a bank only when no entry of it is in flight.
+ * its own latency. The first entry of a channel in a block loads the sum instead of adding
+ * (in_first). The accumulation has the RAM's read port while it uses a bank; the engine drains
+ * a bank only when no entry of it is in flight.
  *
- * Pipeline (one entry per cycle, no stalls):
- *   c0 taps + codes in -> c1 sums of 4 lanes -> c2 sums of 16 -> c3 group sum (RAM read issued)
- *   -> c4 acc[n] = (first ? 0 : acc[n]) + sum, written back; a channel accumulated in two
+ * Pipeline (one entry per cycle, no stalls), LEVELS = ceil(log2(9 * LANES / GROUP_CYCLES)):
+ *   c0 taps + codes in -> c1 .. cLEVELS the tree's levels (the accumulator read issued in
+ *   cLEVELS-1) -> acc[n] = (first ? 0 : acc[n]) + sum written at the end of cLEVELS;
+ *   pesto_fat_pe_latency (pesto_fat_pe.vh) = LEVELS + 1. A channel accumulated in two
  *   consecutive cycles takes the value of the first from a forward register.
  */
 
@@ -51,118 +58,118 @@ module pesto_fat_pe #
     output wire [31:0]              rd_data
 );
 
+`include "pesto_fat_pe.vh"
+
 localparam SLICE = LANES / GROUP_CYCLES;       // channels of a tap per cycle
 localparam TERMS = 9 * SLICE;
-localparam PARTS1 = (TERMS + 3) / 4;
-localparam PARTS2 = (PARTS1 + 3) / 4;
+localparam LEVELS = pesto_adder_levels(TERMS);
+localparam SUM_WIDTH = 16 + LEVELS;            // a level-k sum of 2**k terms and their +1s
 localparam CTRL_WIDTH = N_WIDTH + 4;
 
-// c1: sums of four terms and the count of negated lanes (unpacked: one machine word each in a
-// simulator, no shifting of fields out of a wide vector)
-reg signed [18:0] part1 [0:PARTS1-1];
-reg [8:0] minus1;
-// c2: sums of sixteen
-reg signed [20:0] part2 [0:PARTS2-1];
-reg [8:0] minus2;
-// c3: the group sum
-reg signed [25:0] sum3;
+// nodes of tree level lv (level 0: the terms)
+function integer level_nodes;
+    input integer lv;
+    integer k;
+    begin
+        level_nodes = TERMS;
+        for (k = 0; k < lv; k = k + 1) level_nodes = (level_nodes + 1) / 2;
+    end
+endfunction
 
-// control travels beside the data: {valid, first, bank, n}
-reg [CTRL_WIDTH-1:0] ctrl1, ctrl2, ctrl3;
+// code 1 = +1, 3 = -1, 0 = 0 (2 is reserved and refused when the codes load):
+// term = (a & code[0]) ^ code[1], so -1 gives ~a and its +1 is added as a carry in
+function [15:0] term;
+    input [15:0] a;
+    input [1:0] code;
+    begin
+        term = (a & {16{code[0]}}) ^ {16{code[1]}};
+    end
+endfunction
 
-// c4: accumulate and write back
+// control travels beside the data: {valid, first, bank, n}, one word per level
+reg [CTRL_WIDTH-1:0] ctrl [1:LEVELS];
+
+genvar lv, i;
+generate
+    for (lv = 0; lv <= LEVELS; lv = lv + 1) begin : level
+        localparam NODES = level_nodes(lv);
+        localparam W = 16 + lv;
+        // the level's sums (W bits each) and the +1s not yet added
+        wire [W*NODES-1:0] sum;
+        wire [TERMS-1:0] ones;
+        if (lv == 0) begin : leaves
+            for (i = 0; i < TERMS; i = i + 1) begin : leaf
+                assign sum[16*i +: 16] = term(taps[16*i +: 16], codes[2*i +: 2]);
+                assign ones[i] = codes[2*i + 1];
+            end
+        end else begin : adders
+            localparam PREV = level_nodes(lv - 1);
+            reg [W*NODES-1:0] sum_q;
+            reg [TERMS-1:0] ones_q;
+            for (i = 0; i < NODES; i = i + 1) begin : node
+                wire [W-2:0] a = level[lv-1].sum[(W-1)*(2*i) +: W-1];
+                wire [W-2:0] b;
+                if (2*i + 1 < PREV) begin : pair
+                    assign b = level[lv-1].sum[(W-1)*(2*i+1) +: W-1];
+                end else begin : single
+                    assign b = {(W-1){1'b0}};
+                end
+                always @(posedge clk) begin
+                    sum_q[W*i +: W] <= {a[W-2], a} + {b[W-2], b} + {{(W-1){1'b0}}, level[lv-1].ones[i]};
+                end
+            end
+            always @(posedge clk) begin
+                ones_q <= level[lv-1].ones >> NODES;
+            end
+            assign sum = sum_q;
+            assign ones = ones_q;
+        end
+    end
+endgenerate
+
+wire signed [SUM_WIDTH-1:0] group_sum = level[LEVELS].sum;
+wire group_one = level[LEVELS].ones[0];
+// the tree's adders took all the other +1s
+wire unused_ok = &{1'b0, level[LEVELS].ones[TERMS-1:1], 1'b0};
+
+wire valid_l = ctrl[LEVELS][CTRL_WIDTH-1];
+wire first_l = ctrl[LEVELS][CTRL_WIDTH-2];
+wire [1:0] bank_l = ctrl[LEVELS][N_WIDTH +: 2];
+wire [N_WIDTH-1:0] n_l = ctrl[LEVELS][N_WIDTH-1:0];
+// the level before (a tree over 9 or more terms has at least four): the accumulator read
+wire [CTRL_WIDTH-1:0] ctrl_r = ctrl[LEVELS-1];
+wire valid_r = ctrl_r[CTRL_WIDTH-1];
+wire [1:0] bank_r = ctrl_r[N_WIDTH +: 2];
+wire [N_WIDTH-1:0] n_r = ctrl_r[N_WIDTH-1:0];
+
+// accumulate and write back
 reg fwd_valid;
 reg [1:0] fwd_bank;
 reg [N_WIDTH-1:0] fwd_n;
 reg signed [31:0] fwd_acc;
 reg [1:0] rd_bank_q;
 
-wire valid3 = ctrl3[CTRL_WIDTH-1];
-wire first3 = ctrl3[CTRL_WIDTH-2];
-wire [1:0] bank3 = ctrl3[N_WIDTH +: 2];
-wire [N_WIDTH-1:0] n3 = ctrl3[N_WIDTH-1:0];
-wire valid2 = ctrl2[CTRL_WIDTH-1];
-wire [1:0] bank2 = ctrl2[N_WIDTH +: 2];
-wire [N_WIDTH-1:0] n2 = ctrl2[N_WIDTH-1:0];
-
 wire [31:0] ram_rd [0:2];
-wire signed [31:0] old3 = (fwd_valid && fwd_bank == bank3 && fwd_n == n3) ? fwd_acc : $signed(ram_rd[bank3]);
-wire signed [31:0] acc_new = (first3 ? 32'sd0 : old3) + {{6{sum3[25]}}, sum3};
+wire signed [31:0] old = (fwd_valid && fwd_bank == bank_l && fwd_n == n_l) ? fwd_acc : $signed(ram_rd[bank_l]);
+wire signed [31:0] acc_new = (first_l ? 32'sd0 : old) + {{(32-SUM_WIDTH){group_sum[SUM_WIDTH-1]}}, group_sum}
+                             + {31'd0, group_one};
 
-// code 1 = +1, 3 = -1, 0 = 0 (2 is reserved and refused when the codes load):
-// term = (a & code[0]) ^ code[1], so -1 gives ~a and its +1 joins the count
-function [16:0] term;
-    input [15:0] a;
-    input [1:0] code;
-    begin
-        term = ({a[15], a} & {17{code[0]}}) ^ {17{code[1]}};
-    end
-endfunction
-
-integer p, q, l, r;
-reg signed [18:0] part1_next [0:PARTS1-1];
-reg [8:0] minus_next;
-reg signed [20:0] part2_next [0:PARTS2-1];
-reg signed [25:0] sum_next;
-reg signed [18:0] s4;
-reg signed [20:0] s16;
-reg [16:0] tm;
-
-always @* begin
-    minus_next = 9'd0;
-    for (p = 0; p < PARTS1; p = p + 1) begin
-        s4 = 19'sd0;
-        for (q = 0; q < 4; q = q + 1) begin
-            l = 4 * p + q;
-            if (l < TERMS) begin
-                tm = term(taps[16*l +: 16], codes[2*l +: 2]);
-                s4 = s4 + $signed({{2{tm[16]}}, tm});
-                minus_next = minus_next + {8'd0, codes[2*l+1]};
-            end
-        end
-        part1_next[p] = s4;
-    end
-end
-
-always @* begin
-    for (p = 0; p < PARTS2; p = p + 1) begin
-        s16 = 21'sd0;
-        for (q = 0; q < 4; q = q + 1) begin
-            if (4 * p + q < PARTS1) begin
-                s16 = s16 + {{2{part1[4*p+q][18]}}, part1[4*p+q]};
-            end
-        end
-        part2_next[p] = s16;
-    end
-    sum_next = $signed({17'd0, minus2});
-    for (p = 0; p < PARTS2; p = p + 1) begin
-        sum_next = sum_next + {{5{part2[p][20]}}, part2[p]};
-    end
-end
-
+integer r;
 always @(posedge clk) begin
-    for (r = 0; r < PARTS1; r = r + 1) begin
-        part1[r] <= part1_next[r];
+    ctrl[1] <= {in_valid, in_first, in_bank, in_n};
+    for (r = 2; r <= LEVELS; r = r + 1) begin
+        ctrl[r] <= ctrl[r-1];
     end
-    minus1 <= minus_next;
-    ctrl1 <= {in_valid, in_first, in_bank, in_n};
-    for (r = 0; r < PARTS2; r = r + 1) begin
-        part2[r] <= part2_next[r];
-    end
-    minus2 <= minus1;
-    ctrl2 <= ctrl1;
-    sum3 <= sum_next;
-    ctrl3 <= ctrl2;
-    fwd_valid <= valid3;
-    fwd_bank <= bank3;
-    fwd_n <= n3;
+    fwd_valid <= valid_l;
+    fwd_bank <= bank_l;
+    fwd_n <= n_l;
     fwd_acc <= acc_new;
     rd_bank_q <= rd_bank;
 
     if (rst) begin
-        ctrl1[CTRL_WIDTH-1] <= 1'b0;
-        ctrl2[CTRL_WIDTH-1] <= 1'b0;
-        ctrl3[CTRL_WIDTH-1] <= 1'b0;
+        for (r = 1; r <= LEVELS; r = r + 1) begin
+            ctrl[r][CTRL_WIDTH-1] <= 1'b0;
+        end
         fwd_valid <= 1'b0;
     end
 end
@@ -172,8 +179,8 @@ generate
     for (b = 0; b < 3; b = b + 1) begin : bank
         pesto_ram_sdp #(.WIDTH(32), .ADDR_WIDTH(N_WIDTH)) acc_inst (
             .clk(clk),
-            .wr_en(valid3 && bank3 == b), .wr_addr(n3), .wr_data(acc_new),
-            .rd_addr((valid2 && bank2 == b) ? n2 : rd_addr), .rd_data(ram_rd[b])
+            .wr_en(valid_l && bank_l == b), .wr_addr(n_l), .wr_data(acc_new),
+            .rd_addr((valid_r && bank_r == b) ? n_r : rd_addr), .rd_data(ram_rd[b])
         );
     end
 endgenerate

@@ -11,7 +11,7 @@
  * window is in the shadow grid (full_next) and copies it into the working grid on its way
  * (load_soon), so PEs see each entry with its pass's window. Tiles take the three accumulator
  * banks in turn; the first entry of a tile waits until the drain has released its bank.
- * Six cycles after a tile's last entry its accumulators are complete (blk_valid).
+ * DONE_DELAY cycles after a tile's last entry its accumulators are complete (blk_valid).
  *
  *   pop -> X -> Y (PE c0) -> c1 -> c2 -> c3 (accumulator written) -> blk_valid
  */
@@ -82,7 +82,9 @@ module pesto_issue #
 localparam CW = 9 * 2 * LANES;
 // queue item: {marker, tile first, tile last, pass start, first, n, codes}
 localparam IW = 5 + N_WIDTH + CW;
-localparam DONE_DELAY = 6;
+`include "pesto_fat_pe.vh"
+// a tile's last entry: popped, x, y (at the PEs' inputs), then through the PEs' pipelines
+localparam DONE_DELAY = 2 + pesto_fat_pe_latency(9 * LANES / GROUP_CYCLES);
 
 // ------------------------------------------------------------------ front end
 reg [15:0] ptr;
