@@ -41,13 +41,13 @@ wire [4:0] rsh_a16 = rsh_a > 5'd16 ? 5'd16 : rsh_a;
 wire [4:0] rsh_b16 = rsh_b > 5'd16 ? 5'd16 : rsh_b;
 wire right_a = rsh_a16 != 5'd0;
 wire right_b = rsh_b16 != 5'd0;
-// the multipliers 2**lsh or 2**(16 - r) as 17-bit signed numbers; operand b's is 0 without add
+// the multipliers 2**lsh or 2**(16 - r) as 17-bit signed numbers
 wire [4:0] e_a = right_a ? 5'd16 - rsh_a16 : {1'b0, lsh_a};
 wire [4:0] e_b = right_b ? 5'd16 - rsh_b16 : {1'b0, lsh_b};
 wire signed [16:0] m_a = 17'sd1 << e_a;
-wire signed [16:0] m_b = add ? 17'sd1 << e_b : 17'sd0;
+wire signed [16:0] m_b = 17'sd1 << e_b;
 wire signed [31:0] off_a = right_a ? 32'sd32768 : 32'sd0;
-wire signed [31:0] off_b = (add && right_b) ? 32'sd32768 : 32'sd0;
+wire signed [31:0] off_b = right_b ? 32'sd32768 : 32'sd0;
 
 reg [32*LANES-1:0] pa, pb;                // the products (and rounding offsets)
 reg right_a_q, right_b_q, relu_q;
@@ -60,7 +60,13 @@ generate
     for (k = 0; k < LANES; k = k + 1) begin : lane
         always @(posedge clk) begin
             pa[32*k +: 32] <= $signed(a[16*k +: 16]) * m_a + off_a;
-            pb[32*k +: 32] <= $signed(b[16*k +: 16]) * m_b + off_b;
+            // without add, b's product is cleared (the DSP's synchronous reset of its P register),
+            // whatever b holds
+            if (!add) begin
+                pb[32*k +: 32] <= 32'd0;
+            end else begin
+                pb[32*k +: 32] <= $signed(b[16*k +: 16]) * m_b + off_b;
+            end
         end
     end
 endgenerate

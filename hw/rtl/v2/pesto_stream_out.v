@@ -150,12 +150,16 @@ always @(posedge clk) begin
     end
 end
 
-// the values of the read, from ports A (i = 0, 1) and B (i = 2, 3)
-wire [W-1:0] v0 = rd_data[W*(2*r_bank0) +: W];
-wire [W-1:0] v1 = rd_data[W*(2*r_bank1) +: W];
-wire [W-1:0] v2 = rd_data[W*(2*r_bank0+1) +: W];
-wire [W-1:0] v3 = rd_data[W*(2*r_bank1+1) +: W];
-wire [63:0] values = {v3[16*r_lane +: 16], v2[16*r_lane +: 16], v1[16*r_lane +: 16], v0[16*r_lane +: 16]};
+// the values of the read, from ports A (i = 0, 1) and B (i = 2, 3): channel r_lane of each of
+// the eight words first (the same lane of every word), then the words of the four pixels
+reg [15:0] lane_of [0:7];
+integer wd;
+always @* begin
+    for (wd = 0; wd < 8; wd = wd + 1) begin
+        lane_of[wd] = rd_data[W*wd + 16*r_lane +: 16];
+    end
+end
+wire [63:0] values = {lane_of[2*r_bank1+1], lane_of[2*r_bank0+1], lane_of[2*r_bank1], lane_of[2*r_bank0]};
 wire q_ready;
 
 pesto_fifo #(.WIDTH(64 + 3 + 2), .ADDR_WIDTH(2)) queue_inst (

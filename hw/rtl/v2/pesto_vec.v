@@ -196,12 +196,45 @@ reg s1, s2, s3, s4;
 reg s1_read, s1_first;
 reg [1:0] s1_bank, s1_wbank, s2_wbank, s3_wbank, s4_wbank;
 reg [AW-1:0] s1_waddr, s2_waddr, s3_waddr, s4_waddr;
-reg [W-1:0] lo, a2;
+reg [W-1:0] rot_prev, a2;
 reg [1:0] b_bank_q;
 
+// the shortcut's channel offset r (0 elsewhere): output lane j is lane j - r of this source word
+// for j >= r, else lane j - r + LANES of the previous one (zero for the first group): both are
+// lane j of the word rotated by r lanes, this one's or the previous one's, so one rotation
+// serves both
+wire [LW-1:0] r_eff = is_short ? r : {LW{1'b0}};
 wire [W-1:0] a_raw = s1_read ? rd_data[W*(2*s1_bank+1) +: W] : {W{1'b0}};
-wire [2*W-1:0] joined = {a_raw, s1_first ? {W{1'b0}} : lo};
-wire [2*W-1:0] shifted = joined >> (16 * (LANES - {{32-LW{1'b0}}, r}));
+// the rotation in stages of 4:1 choices (one LUT6 a bit each): stage k rotates by
+// r_eff[2k +: 2] * 4**k lanes
+localparam STAGES = (LW + 1) / 2;
+reg [W-1:0] rot_stage [0:STAGES];
+reg [1:0] digit;
+integer k, lane_j, step;
+always @* begin
+    rot_stage[0] = a_raw;
+    for (k = 0; k < STAGES; k = k + 1) begin
+        digit = {(2*k + 1 < LW) ? r_eff[(2*k + 1 < LW) ? 2*k + 1 : 0] : 1'b0, r_eff[2*k]};
+        step = 1 << (2 * k);
+        for (lane_j = 0; lane_j < LANES; lane_j = lane_j + 1) begin
+            case (digit)
+                2'd0: rot_stage[k+1][16*lane_j +: 16] = rot_stage[k][16*lane_j +: 16];
+                2'd1: rot_stage[k+1][16*lane_j +: 16] = rot_stage[k][16*((lane_j - step + LANES) % LANES) +: 16];
+                2'd2: rot_stage[k+1][16*lane_j +: 16] = rot_stage[k][16*((lane_j - 2*step + 2*LANES) % LANES) +: 16];
+                default: rot_stage[k+1][16*lane_j +: 16] = rot_stage[k][16*((lane_j - 3*step + 3*LANES) % LANES) +: 16];
+            endcase
+        end
+    end
+end
+wire [W-1:0] rot = rot_stage[STAGES];
+wire [W-1:0] prev = s1_first ? {W{1'b0}} : rot_prev;
+reg [W-1:0] a_joined;
+integer j;
+always @* begin
+    for (j = 0; j < LANES; j = j + 1) begin
+        a_joined[16*j +: 16] = (j >= r_eff) ? rot[16*j +: 16] : prev[16*j +: 16];
+    end
+end
 wire [W-1:0] b_word = rd_data[W*(2*b_bank_q+1) +: W];
 wire [W-1:0] y_word = add_y;
 
@@ -214,10 +247,10 @@ always @(posedge clk) begin
     s1_waddr <= d_addr[AW-1:0];
     b_bank_q <= b_bank;
     if (s1) begin
-        lo <= a_raw;
+        rot_prev <= rot;
     end
     s2 <= s1;
-    a2 <= is_short ? ((r == {LW{1'b0}}) ? a_raw : shifted[W-1:0]) : a_raw;
+    a2 <= a_joined;
     s2_wbank <= s1_wbank;
     s2_waddr <= s1_waddr;
     s3 <= s2;
@@ -244,7 +277,7 @@ assign wr_bank = s4_wbank;
 assign wr_addr = s4_waddr;
 assign wr_data = y_word;
 
-wire unused_ok = &{1'b0, a_addr[19:AW], b_addr[19:AW], d_addr[19:AW], shifted[2*W-1:W], pad_before,
+wire unused_ok = &{1'b0, a_addr[19:AW], b_addr[19:AW], d_addr[19:AW], pad_before,
                    ya_next_p[0], y_next_p[0], yb_next_p[0], yb_p[0], 1'b0};
 
 endmodule
