@@ -89,45 +89,46 @@ endfunction
 // control travels beside the data: {valid, first, bank, n}, one word per level
 reg [CTRL_WIDTH-1:0] ctrl [1:LEVELS];
 
+// level lv's sums in one unpacked array each (a machine word per sum in a simulator), the +1s
+// not yet added beside them
 genvar lv, i;
 generate
     for (lv = 0; lv <= LEVELS; lv = lv + 1) begin : level
         localparam NODES = level_nodes(lv);
         localparam W = 16 + lv;
-        // the level's sums (W bits each) and the +1s not yet added
-        wire [W*NODES-1:0] sum;
+        wire [W-1:0] sum [0:NODES-1];
         wire [TERMS-1:0] ones;
         if (lv == 0) begin : leaves
             for (i = 0; i < TERMS; i = i + 1) begin : leaf
-                assign sum[16*i +: 16] = term(taps[16*i +: 16], codes[2*i +: 2]);
+                assign sum[i] = term(taps[16*i +: 16], codes[2*i +: 2]);
                 assign ones[i] = codes[2*i + 1];
             end
         end else begin : adders
             localparam PREV = level_nodes(lv - 1);
-            reg [W*NODES-1:0] sum_q;
             reg [TERMS-1:0] ones_q;
             for (i = 0; i < NODES; i = i + 1) begin : node
-                wire [W-2:0] a = level[lv-1].sum[(W-1)*(2*i) +: W-1];
+                wire [W-2:0] a = level[lv-1].sum[2*i];
                 wire [W-2:0] b;
                 if (2*i + 1 < PREV) begin : pair
-                    assign b = level[lv-1].sum[(W-1)*(2*i+1) +: W-1];
+                    assign b = level[lv-1].sum[2*i+1];
                 end else begin : single
                     assign b = {(W-1){1'b0}};
                 end
+                reg [W-1:0] q;      // a register of its own (no array element: cheap in a simulator)
                 always @(posedge clk) begin
-                    sum_q[W*i +: W] <= {a[W-2], a} + {b[W-2], b} + {{(W-1){1'b0}}, level[lv-1].ones[i]};
+                    q <= {a[W-2], a} + {b[W-2], b} + {{(W-1){1'b0}}, level[lv-1].ones[i]};
                 end
+                assign sum[i] = q;
             end
             always @(posedge clk) begin
                 ones_q <= level[lv-1].ones >> NODES;
             end
-            assign sum = sum_q;
             assign ones = ones_q;
         end
     end
 endgenerate
 
-wire signed [SUM_WIDTH-1:0] group_sum = level[LEVELS].sum;
+wire signed [SUM_WIDTH-1:0] group_sum = level[LEVELS].sum[0];
 wire group_one = level[LEVELS].ones[0];
 // the tree's adders took all the other +1s
 wire unused_ok = &{1'b0, level[LEVELS].ones[TERMS-1:1], 1'b0};

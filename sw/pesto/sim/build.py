@@ -235,7 +235,7 @@ HARNESS_LIB = "libfastsim.so"
 # Optimisation of Verilator's per-cycle ("fast") files and of its once-only construction
 # ("slow") files; -fvisibility=hidden + -Bsymbolic keep two builds loaded in one process apart;
 # VL_USER_FATAL: fastsim.cpp's vl_fatal raises instead of exiting the host process.
-HARNESS_MAKE = ("OPT_FAST=-O2", "OPT_SLOW=-O1", "OPT_GLOBAL=-O2")
+HARNESS_MAKE = ("OPT_FAST=-O3", "OPT_SLOW=-O1", "OPT_GLOBAL=-O2")
 HARNESS_ARGS = VERILATOR_MODEL_ARGS + ("--timescale", "/".join(TIMESCALE), "--prefix", "Vtop",
                                        "-CFLAGS", "-fPIC -fvisibility=hidden -DVL_USER_FATAL",
                                        "-LDFLAGS", "-shared -Wl,-Bsymbolic")
