@@ -24,6 +24,7 @@ SOURCES = {
     "ablation": "benchmarks/training/results/ablation.json",
     "table7": "docs/benchmarks/table7.json",
     "synth": "hw/synth/results/pesto_accel.json",
+    "synth_v2": "hw/synth/results/pesto_accel_v2.json",
     "export": "benchmarks/export/results/export.json",
     "qonnx": "benchmarks/export/results/qonnx.json",
     "demo": "docs/benchmarks/demo/demo.json",
@@ -47,6 +48,7 @@ def render(r: dict | None = None) -> str:
     fp, naive, wpc = runs["fp"], runs["naive"], runs["wpc"]
     t7 = r["table7"]["rows"]
     s = r["synth"]
+    s2 = r["synth_v2"]
     acc = next(m for m in r["export"]["models"] if "float_accuracy" in m)
     q = r["qonnx"]
     rtl, demo_acc = r["demo"]["rtl"], r["demo"]["accuracy"]
@@ -79,9 +81,13 @@ def render(r: dict | None = None) -> str:
          f"{fs['ratio_cpu']:.0f}x (CPU) the cocotb path"
          + (", identical outputs and counters" if fs["all_identical"] and fs["all_bit_exact"] else ""),
          SOURCES["fastsim"]),
-        ("default build on the xc7z020 (yosys)",
+        ("accelerator v1, the layer engine the RTL bitstream packages, on the xc7z020 (yosys)",
          f"{s['lut']:,} LUT ({100 * s['utilization']['lut']:.1f} %), {s['bram36']:g} BRAM36 "
          f"({100 * s['utilization']['bram36']:.1f} %), {s['dsp']} DSP (output stage only)", SOURCES["synth"]),
+        ("accelerator v2, the network engine, on the xc7z020 (yosys)",
+         f"{s2['lut']:,} LUT ({100 * s2['utilization']['lut']:.1f} %), {s2['bram36']:g} BRAM36 "
+         f"({100 * s2['utilization']['bram36']:.1f} %), {s2['dsp']} DSP (add unit and output stage; none in the PEs)",
+         SOURCES["synth_v2"]),
         (f"integer pipeline vs float model ({acc['test_images']:,} test images)",
          f"{acc['integer_accuracy']:.2f} % vs {acc['float_accuracy']:.2f} % ({acc['accuracy_gap_points']:+.2f} points)",
          SOURCES["export"]),
