@@ -1,11 +1,12 @@
-# Packages hw/rtl as a Vivado IP (VLNV from regmap.json via config.tcl). Sourced by pynq_z1.tcl.
+# Packages the RTL engine (top PESTO_RTL_TOP, accelerator v2; sources PESTO_RTL_SOURCES) as a Vivado IP
+# (VLNV from regmap.json via config.tcl). Sourced by pynq_z1.tcl.
 # The port prefixes s_axil_/s_axis_/m_axis_ (alexforencich style) let Vivado infer the AXI4-Lite
 # and AXI4-Stream interfaces; the clock, reset and interrupt are declared here.
 set pkg_dir "$PESTO_BUILD/ip_pkg"
 create_project -force pesto_ip_pkg $pkg_dir -part $PESTO_PART
 add_files -norecurse $PESTO_RTL_SOURCES
 set_property is_global_include true [get_files -quiet *.vh]
-set_property top pesto_accel [current_fileset]
+set_property top $PESTO_RTL_TOP [current_fileset]
 update_compile_order -fileset sources_1
 ipx::package_project -root_dir $PESTO_IP_REPO -vendor $PESTO_VENDOR -library $PESTO_LIBRARY \
     -taxonomy /UserIP -import_files -set_current true

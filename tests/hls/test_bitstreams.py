@@ -151,11 +151,15 @@ def test_vivado_tcl_dry_run(variant, tmp_path):
         assert pkg[pkg.index("-vendor") + 1] == vendor and pkg[pkg.index("-library") + 1] == library
         srcs = next(c for c in calls if c[0] == "add_files" and "-norecurse" in c and any(".v" in a for a in c))
         files = dry.tcl.splitlist(srcs[-1])
-        assert any(f.endswith("pesto_accel.v") for f in files)
+        # accelerator v2: its top, every module it instantiates, its headers
+        assert any(f.endswith("pesto_accel_v2.v") for f in files) and any(f.endswith("pesto_fat_pe.vh") for f in files)
+        assert not any(f.endswith("/pesto_accel.v") or f.endswith("/pesto_pe_array.v") for f in files)
         for f in files:
             assert Path(f).is_file(), f
-        params = next(c for c in calls if c[0] == "set_property" and "-dict" in c and "CONFIG.NUM_PE" in " ".join(c))
-        assert f"CONFIG.NUM_PE {HLS_DEFAULT.num_pe}" in " ".join(params)
+        top = next(c for c in calls if tuple(c[:2]) == ("set_property", "top"))
+        assert top[2] == "pesto_accel_v2", top
+        params = next(c for c in calls if c[0] == "set_property" and "-dict" in c and "CONFIG.CODE_DEPTH" in " ".join(c))
+        assert "CONFIG.GROUP_CYCLES 2" in " ".join(params) and "CONFIG.LANES 16" in " ".join(params)
 
 
 def test_vivado_tcl_refuses_without_board_files(tmp_path):

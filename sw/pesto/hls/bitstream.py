@@ -1,6 +1,6 @@
 """The configuration bitstreams/build.sh hands to Vivado, from the same sources as the rest:
-VLNV and part from regmap.json / pesto.hls.render, build parameters from HLS_DEFAULT (= the RTL's
-defaults) or sized for an artifact, interface names of the RTL ports or of what Vitis HLS
+VLNV and part from regmap.json / pesto.hls.render; for `rtl` accelerator v2's top (RTL_TOP) with
+its parameter defaults, for `hls` HLS_DEFAULT or a build sized for an artifact; interface names of the RTL ports or of what Vitis HLS
 generates from the rendered pragmas. For `hls` it also renders the Vitis HLS project: with an
 artifact, that model's network engine (pesto.hls.network: every sub-net on chip, switched by the
 SUBNET register), or the layer-mode engine sized for it when network mode cannot run it; without
@@ -19,6 +19,7 @@ from pathlib import Path
 from .. import resources
 from ..errors import PestoError
 from ..util import atomic_write_text
+from ..sim.build import V2_TOP, sources_for
 from .render import CLOCK_NS, HLS_DEFAULT, PART, TOOL_VERSIONS, VLNV
 
 RTL_DIR = resources.path("hw/rtl")
@@ -30,17 +31,26 @@ PORTS = {
     "hls": {"lite": "s_axi_control", "in": "s_axis", "out": "m_axis", "clk": "ap_clk", "rstn": "ap_rst_n",
             "irq": "interrupt"},
 }
+# The engine `build.sh rtl` packages: accelerator v2 (network mode, sub-nets, layer mode), within
+# issue 11's limits on the xc7z020 (hw/synth/results/pesto_accel_v2.json). The block design names
+# the cell pesto_accel whatever its top module.
+RTL_TOP = V2_TOP
+
+
 def rtl_parameters() -> dict[str, int]:
-    """The integer parameters of the RTL top (hw/rtl/pesto_accel.v) with their defaults: the build
-    the rtl overlay gets, whatever the engine's version (v1's NUM_PE..., v2's CODE_DEPTH...)."""
+    """The integer parameters of the RTL top (RTL_TOP) with their defaults: the build the rtl
+    overlay gets (v2's LANES, CODE_DEPTH, GROUP_CYCLES...)."""
     import re
-    text = (RTL_DIR / "pesto_accel.v").read_text()
-    header = text[text.index("module pesto_accel"):text.index(");", text.index("module pesto_accel"))]
+    top = next(p for p in sources_for(RTL_TOP) if p.name == f"{RTL_TOP}.v")
+    text = top.read_text()
+    start = text.index(f"module {RTL_TOP}")
+    header = text[start:text.index(");", start)]
     return {k: int(v) for k, v in re.findall(r"parameter\s+(?:integer\s+)?(\w+)\s*=\s*(\d+)", header)}
 
 
 def rtl_sources() -> list[Path]:
-    return sorted(p for p in RTL_DIR.glob("*.v")) + sorted(RTL_DIR.glob("*.vh"))
+    """The Verilog modules of RTL_TOP and every header they include."""
+    return list(sources_for(RTL_TOP)) + sorted(RTL_DIR.glob("*.vh"))
 
 
 def _tcl_list(items) -> str:
@@ -68,6 +78,7 @@ def render_config(variant: str, build: Path, hw=HLS_DEFAULT, jobs: int = 4, out:
         f"set PESTO_VIVADO_VERSION {TOOL_VERSIONS['vivado']}",
         f"set PESTO_BUILD {{{build}}}",
         f"set PESTO_IP_REPO {{{ip_repo}}}",
+        f"set PESTO_RTL_TOP {RTL_TOP}",
         f"set PESTO_RTL_SOURCES {_tcl_list(rtl_sources())}",
         f"set PESTO_IP_PARAMS {{{' '.join(f'{k} {v}' for k, v in params.items())}}}",
         f"set PESTO_PORTS {{{ports}}}",
