@@ -32,7 +32,7 @@ NETS = textwrap.dedent('''
     def small_cnn(in_channels=1, num_classes=10):
         return SmallCNN(in_channels, num_classes)
 ''')
-FAST = dict(epochs=1, steps_per_epoch=40, subset=2560, test_subset=256, batch_size=64, threads=1, progress=False,
+FAST = dict(epochs=3, steps_per_epoch=40, subset=2560, test_subset=256, batch_size=64, threads=1, progress=False,
             lr=0.1, cg=16)
 
 
@@ -59,7 +59,7 @@ def test_custom_cnn_through_the_public_api(nets, tmp_path):
     ref = pesto.load(tmp_path / "net.pesto")
     logits = ref.predict(images, batch_size=128)
     assert logits.shape == (300, 10)
-    assert (logits.argmax(1) == test.labels[:300].numpy()).mean() > 0.3   # 40 steps: well above chance
+    assert (logits.argmax(1) == test.labels[:300].numpy()).mean() > 0.3   # 120 steps: well above chance (10 %)
     with pesto.load(tmp_path / "net.pesto", backend="sim") as sim:
         assert np.array_equal(sim.predict(images[:2]), logits[:2])        # the RTL, bit for bit
 
