@@ -17,10 +17,20 @@ function integer pesto_adder_levels;
     end
 endfunction
 
+// terms a PE adds per cycle: the nine taps x LANES / GROUP_CYCLES channels
+function integer pesto_fat_pe_terms;
+    input integer lanes;
+    input integer group_cycles;
+    begin
+        pesto_fat_pe_terms = 9 * lanes / group_cycles;
+    end
+endfunction
+
 // cycles from an entry at a PE's input to its accumulator written
 function integer pesto_fat_pe_latency;
-    input integer terms;
+    input integer lanes;
+    input integer group_cycles;
     begin
-        pesto_fat_pe_latency = pesto_adder_levels(terms) + 1;
+        pesto_fat_pe_latency = pesto_adder_levels(pesto_fat_pe_terms(lanes, group_cycles)) + 1;
     end
 endfunction

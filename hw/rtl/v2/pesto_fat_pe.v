@@ -4,7 +4,7 @@
  * slice of LANES / GROUP_CYCLES channels of every tap each cycle (the window and the issue unit
  * choose it), and adds the ternary products into its partial sum for channel n:
  * 9 * LANES / GROUP_CYCLES add/sub/skip lanes, no multiplier (a 2-bit code selects +a, -a or
- * nothing; -a = ~a + 1, the +1s are counted). The slices of one group are entries of the same
+ * nothing; -a = ~a + 1, the +1s ride as the adders' carries, below). The slices of one group are entries of the same
  * channel in consecutive cycles; only the first slice may carry in_first.
  *
  * The adder tree is binary and registered at every level (yosys maps each adder onto one carry
@@ -43,7 +43,8 @@ module pesto_fat_pe #
     input  wire                     clk,
     input  wire                     rst,
 
-    // c0: this cycle's slice of the nine taps (tap t = 3*ky + kx at [16*SLICE*t +: 16*SLICE])
+    // c0: this cycle's slice of the nine taps, SLICE = LANES / GROUP_CYCLES channels each (tap
+    // t = 3*ky + kx at [16*SLICE*t +: 16*SLICE])
     // and their codes (at [2*SLICE*t +: 2*SLICE])
     input  wire [9*16*LANES/GROUP_CYCLES-1:0] taps,
     input  wire [9*2*LANES/GROUP_CYCLES-1:0]  codes,
@@ -60,8 +61,7 @@ module pesto_fat_pe #
 
 `include "pesto_fat_pe.vh"
 
-localparam SLICE = LANES / GROUP_CYCLES;       // channels of a tap per cycle
-localparam TERMS = 9 * SLICE;
+localparam TERMS = pesto_fat_pe_terms(LANES, GROUP_CYCLES);
 localparam LEVELS = pesto_adder_levels(TERMS);
 localparam SUM_WIDTH = 16 + LEVELS;            // a level-k sum of 2**k terms and their +1s
 localparam CTRL_WIDTH = N_WIDTH + 4;

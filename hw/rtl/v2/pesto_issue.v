@@ -13,7 +13,7 @@
  * banks in turn; the first entry of a tile waits until the drain has released its bank.
  * DONE_DELAY cycles after a tile's last entry its accumulators are complete (blk_valid).
  *
- *   pop -> X -> Y (PE c0) -> c1 -> c2 -> c3 (accumulator written) -> blk_valid
+ *   pop -> X -> Y (PE c0) -> the PE's pipeline (accumulator written) -> blk_valid
  */
 
 `resetall
@@ -84,7 +84,7 @@ localparam CW = 9 * 2 * LANES;
 localparam IW = 5 + N_WIDTH + CW;
 `include "pesto_fat_pe.vh"
 // a tile's last entry: popped, x, y (at the PEs' inputs), then through the PEs' pipelines
-localparam DONE_DELAY = 2 + pesto_fat_pe_latency(9 * LANES / GROUP_CYCLES);
+localparam DONE_DELAY = 2 + pesto_fat_pe_latency(LANES, GROUP_CYCLES);
 
 // ------------------------------------------------------------------ front end
 reg [15:0] ptr;

@@ -208,20 +208,29 @@ wire [W-1:0] a_raw = s1_read ? rd_data[W*(2*s1_bank+1) +: W] : {W{1'b0}};
 // the rotation in stages of 4:1 choices (one LUT6 a bit each): stage k rotates by
 // r_eff[2k +: 2] * 4**k lanes
 localparam STAGES = (LW + 1) / 2;
+wire [2*STAGES-1:0] r_digits = r_eff;
+// the lane that lane j of stage k takes for digit d
+function integer rot_from;
+    input integer j, d, k;
+    begin
+        rot_from = (j + 4 * LANES - (d << (2 * k))) % LANES;
+    end
+endfunction
 reg [W-1:0] rot_stage [0:STAGES];
 reg [1:0] digit;
-integer k, lane_j, step;
+integer k, lane_j;
 always @* begin
     rot_stage[0] = a_raw;
     for (k = 0; k < STAGES; k = k + 1) begin
-        digit = {(2*k + 1 < LW) ? r_eff[(2*k + 1 < LW) ? 2*k + 1 : 0] : 1'b0, r_eff[2*k]};
-        step = 1 << (2 * k);
+        // one case over constant lane indices (a variable index would be a wide shifter, an if
+        // per digit a priority chain)
+        digit = r_digits[2*k +: 2];
         for (lane_j = 0; lane_j < LANES; lane_j = lane_j + 1) begin
             case (digit)
                 2'd0: rot_stage[k+1][16*lane_j +: 16] = rot_stage[k][16*lane_j +: 16];
-                2'd1: rot_stage[k+1][16*lane_j +: 16] = rot_stage[k][16*((lane_j - step + LANES) % LANES) +: 16];
-                2'd2: rot_stage[k+1][16*lane_j +: 16] = rot_stage[k][16*((lane_j - 2*step + 2*LANES) % LANES) +: 16];
-                default: rot_stage[k+1][16*lane_j +: 16] = rot_stage[k][16*((lane_j - 3*step + 3*LANES) % LANES) +: 16];
+                2'd1: rot_stage[k+1][16*lane_j +: 16] = rot_stage[k][16*rot_from(lane_j, 1, k) +: 16];
+                2'd2: rot_stage[k+1][16*lane_j +: 16] = rot_stage[k][16*rot_from(lane_j, 2, k) +: 16];
+                default: rot_stage[k+1][16*lane_j +: 16] = rot_stage[k][16*rot_from(lane_j, 3, k) +: 16];
             endcase
         end
     end

@@ -1,7 +1,7 @@
 """The configuration bitstreams/build.sh hands to Vivado, from the same sources as the rest:
-VLNV and part from regmap.json / pesto.hls.render; for `rtl` accelerator v2's top (RTL_TOP) with
-its parameter defaults, for `hls` HLS_DEFAULT or a build sized for an artifact; interface names of the RTL ports or of what Vitis HLS
-generates from the rendered pragmas. For `hls` it also renders the Vitis HLS project: with an
+VLNV and part from regmap.json / pesto.hls.render; build parameters: for `rtl` accelerator v2's
+top (RTL_TOP) with its defaults, for `hls` HLS_DEFAULT or a build sized for an artifact; interface
+names of the RTL ports or of what Vitis HLS generates from the rendered pragmas. For `hls` it also renders the Vitis HLS project: with an
 artifact, that model's network engine (pesto.hls.network: every sub-net on chip, switched by the
 SUBNET register), or the layer-mode engine sized for it when network mode cannot run it; without
 one, the layer-mode engine sized for the table 7 layers.

@@ -29,8 +29,9 @@ CLOCK_NS = 10.0
 VLNV = REGMAP.spec["vlnv"]
 MAX_G = 64   # groups per output channel the HLS engine takes (1024 input channels at 16 lanes)
 
-# v1's RTL default build (hw/rtl/pesto_accel.v), the layer engine this HLS one mirrors, so the driver
-# sees the same HWCFG from either; it runs ResNet-20 on 28x28 / 32x32 inputs and the table 7 layers. fit_hw grows it.
+# v1's RTL default build (hw/rtl/pesto_accel.v), the layer engine this HLS one mirrors, so the
+# driver sees the same HWCFG from either; it runs ResNet-20 on 28x28 / 32x32 inputs and the table 7
+# layers. fit_hw grows it.
 HLS_DEFAULT = HwConfig(lanes=16, num_pe=8, max_k=3, log2_act_depth=11, log2_wgt_depth=11,
                        log2_max_n=8, log2_max_pix=11)
 
